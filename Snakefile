@@ -1,0 +1,22 @@
+# TGS Salt Identification: folds -> 128 px training -> 224 px fine-tuning -> flip-TTA predictions
+# -> fold ensemble -> submission.csv. See README.md.
+from snakemake.utils import min_version
+
+min_version("8.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/predict.smk"
+
+
+rule all:
+    input:
+        "results/submission.csv",
+        "results/cv_score.json",
+        "results/run_info.json",
+    default_target: True

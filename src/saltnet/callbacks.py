@@ -1,0 +1,144 @@
+"""fastai callbacks for the fold trainer; each does one thing, said in its first line."""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from fastai.callback.core import Callback
+from fastai.callback.tracker import SaveModelCallback
+from fastai.learner import Recorder
+
+from .atomic import atomic_path
+
+__all__ = ["Autocast", "ChannelsLast", "NonFiniteLossError", "StopOnNonFiniteLoss", "BestModel",
+           "EpochHistory", "Checkpoint", "rng_state", "set_rng_state"]
+
+log = logging.getLogger(__name__)
+
+
+class Autocast(Callback):
+    """bf16 autocast around forward and loss on CPU or CUDA; predictions handed on as float32."""
+
+    order = 10
+
+    def __init__(self, device_type: str):
+        self.device_type = device_type
+
+    def before_batch(self):
+        self.ctx = torch.autocast(self.device_type, dtype=torch.bfloat16)
+        self.ctx.__enter__()
+
+    def after_pred(self):
+        self.learn.pred = self.pred.float()
+
+    def after_loss(self):
+        self.ctx.__exit__(None, None, None)
+
+    def after_cancel_batch(self):
+        self.ctx.__exit__(None, None, None)
+
+
+class ChannelsLast(Callback):
+    """Keep the model in channels_last memory format (inputs come channels_last from the loader)."""
+
+    def before_fit(self):
+        self.learn.model.to(memory_format=torch.channels_last)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN or infinite loss."""
+
+
+class StopOnNonFiniteLoss(Callback):
+    """Stop the fold on a NaN/inf loss, naming fold, epoch and batch, before the step applies it."""
+
+    order = 5
+
+    def __init__(self, fold: int):
+        self.fold = fold
+
+    def after_loss(self):
+        if not math.isfinite(float(self.loss)):
+            raise NonFiniteLossError(
+                f"fold {self.fold}: loss became {float(self.loss)} at epoch {self.epoch}, batch {self.iter} "
+                f"({'train' if self.training else 'valid'}); the best model saved so far is kept"
+            )
+
+
+class BestModel(SaveModelCallback):
+    """SaveModelCallback that writes atomically, loads safely and can start from a known best."""
+
+    def __init__(self, monitor: str, path: Path, best: float | None = None, best_epoch: int | None = None):
+        super().__init__(monitor=monitor, comp=np.greater, fname=path.stem, reset_on_fit=best is None)
+        self.path, self.best, self.best_epoch = Path(path), best, best_epoch
+
+    def _save(self, name):
+        with atomic_path(self.path) as tmp:
+            torch.save(self.learn.model.state_dict(), tmp)
+        self.best_epoch = self.epoch
+
+    def after_fit(self, **kwargs):
+        if self.path.exists():  # load the best epoch back (weights_only: no pickled code)
+            self.learn.model.load_state_dict(torch.load(self.path, map_location="cpu", weights_only=True))
+
+
+class EpochHistory(Callback):
+    """Collect one row per epoch (losses, metric, lr, seconds) and log it."""
+
+    order = Recorder.order + 1
+
+    def __init__(self, rows: list[dict] | None = None):
+        self.rows = list(rows or [])
+
+    def before_epoch(self):
+        self.start = time.time()
+
+    def after_epoch(self):
+        names = self.recorder.metric_names[1:-1]  # drop 'epoch' and 'time'
+        row = {"epoch": self.epoch, **{n: float(v) for n, v in zip(names, self.recorder.log[1:-1])}}
+        row.update(lr=float(self.opt.hypers[-1]["lr"]), seconds=time.time() - self.start)
+        self.rows.append(row)
+        log.info("epoch %d: %s", self.epoch, ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
+
+
+def rng_state() -> dict:
+    """Python, NumPy and torch RNG states in a form torch.load(weights_only=True) accepts."""
+    np_state = np.random.get_state()
+    return {"python": random.getstate(), "numpy": [np_state[0], torch.from_numpy(np_state[1].copy()), *np_state[2:]],
+            "torch": torch.get_rng_state()}
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy(), *rest))
+    torch.set_rng_state(state["torch"])
+
+
+class Checkpoint(Callback):
+    """After every epoch, write a resumable checkpoint: model, optimiser, epoch, best, history, RNG."""
+
+    order = BestModel.order + 1
+
+    def __init__(self, path: Path, fingerprint: str, best_cb: BestModel, history: EpochHistory):
+        self.path, self.fingerprint, self.best_cb, self.history = Path(path), fingerprint, best_cb, history
+
+    def after_epoch(self):
+        state = {
+            "fingerprint": self.fingerprint,
+            "epochs_done": self.epoch + 1,
+            "model": self.learn.model.state_dict(),
+            "opt": {"state": self.opt.state_dict()["state"], "hypers": [dict(h) for h in self.opt.hypers]},
+            "best": float(self.best_cb.best), "best_epoch": self.best_cb.best_epoch,
+            "history": self.history.rows,
+            "rng": rng_state(),
+            "dl_rng": self.dls.train.rng.getstate(),
+        }
+        with atomic_path(self.path) as tmp:
+            torch.save(state, tmp)

@@ -1,0 +1,58 @@
+"""The fold's fastai Learner: model, loss at the model's resolution, metric at 101x101."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+import fastai.callback.progress  # noqa: F401  (patches Learner.no_bar)
+import fastai.callback.schedule  # noqa: F401  (patches Learner.fit_one_cycle)
+import torch.nn.functional as F
+from fastai.learner import Learner
+from fastai.metrics import Metric
+
+from .losses import get_loss
+from .metric import image_scores
+
+__all__ = ["ResizedTargetLoss", "CompetitionMetric", "build_learner"]
+
+
+class ResizedTargetLoss:
+    """Loss on logits (N,1,S,S) against a target (N,1,H,W) resized to S (bilinear, then > 0.5)."""
+
+    def __init__(self, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]):
+        self.loss = loss
+
+    def __call__(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if target.shape[-2:] != logits.shape[-2:]:
+            target = F.interpolate(target.float(), size=logits.shape[-2:], mode="bilinear", align_corners=False)
+            target = (target > 0.5).float()
+        return self.loss(logits, target)
+
+
+class CompetitionMetric(Metric):
+    """The competition score (see metric.py) of logits resized to the target's native size."""
+
+    def reset(self):
+        self.scores = []
+
+    def accumulate(self, learn):
+        logits, target = learn.pred.float(), learn.yb[0]
+        logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
+        pred = (logits > 0)[:, 0].cpu().numpy()
+        self.scores.append(image_scores(pred, target[:, 0].cpu().numpy() > 0.5))
+
+    @property
+    def value(self):
+        return float(np.concatenate(self.scores).mean()) if self.scores else None
+
+    @property
+    def name(self):
+        return "map_iou"
+
+
+def build_learner(dls, model: torch.nn.Module, loss: str, wd: float, cbs: list) -> Learner:
+    """A Learner with fastai's default Adam (decoupled weight decay), as in the blog."""
+    return Learner(dls, model, loss_func=ResizedTargetLoss(get_loss(loss)), metrics=[CompetitionMetric()],
+                   wd=wd, cbs=cbs)

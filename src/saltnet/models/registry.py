@@ -1,0 +1,51 @@
+"""Model registry: config name -> builder and the input sizes the model takes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from torch import nn
+
+__all__ = ["ModelSpec", "MODELS", "get_model_spec", "build_model"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """builder(encoder_weights, size) -> nn.Module mapping (N, 3, S, S) to (N, 1, S, S) logits."""
+
+    builder: Callable[..., nn.Module]
+    encoder: str
+    min_size: int = 32  # five stride-2 stages: smaller inputs vanish in the bottleneck
+
+
+def _unet_resnet34(**kwargs) -> nn.Module:
+    from .unet import unet_resnet34
+
+    return unet_resnet34(**kwargs)
+
+
+def _hypercolumn(**kwargs) -> nn.Module:
+    from .hypercolumn import hypercolumn_se_resnext50
+
+    return hypercolumn_se_resnext50(**kwargs)
+
+
+MODELS: dict[str, ModelSpec] = {
+    "unet_resnet34": ModelSpec(_unet_resnet34, encoder="resnet34"),
+    "hypercolumn_se_resnext50": ModelSpec(_hypercolumn, encoder="se_resnext50_32x4d"),
+}
+
+
+def get_model_spec(name: str) -> ModelSpec:
+    if name not in MODELS:
+        raise KeyError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
+    return MODELS[name]
+
+
+def build_model(name: str, encoder_weights: str = "none", size: int = 128) -> nn.Module:
+    """Build model `name` for inputs of `size` px; raises ValueError if it cannot take that size."""
+    spec = get_model_spec(name)
+    if size < spec.min_size:
+        raise ValueError(f"model {name!r} needs images of at least {spec.min_size} px, got {size}")
+    return spec.builder(encoder_weights=encoder_weights, size=size)

@@ -1,0 +1,128 @@
+"""One function per pipeline step, from input paths to output paths; the rule scripts call these.
+
+Each can be run by hand (e.g. to train one fold in a notebook) and never imports snakemake.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .atomic import atomic_path, write_json, write_npz, write_parquet
+from .dataset import load_packed, pack_competition
+from .device import device_lease
+from .ensemble import mean_fold_probs
+from .folds import split_folds
+from .metric import image_scores
+from .models import build_model
+from .predict import predict_probs
+from .submission import build_submission, validate_submission, write_submission_csv
+from .train import TrainSettings, fold_indices, train_fold
+
+__all__ = ["pack_step", "folds_step", "train_step", "predict_step", "ensemble_step", "submission_step",
+           "cv_score_step"]
+
+log = logging.getLogger(__name__)
+
+
+def pack_step(data_dir: str, image_size: int, out_train: str, out_test: str) -> None:
+    """Check the competition layout and pack it into two .npz files."""
+    train, test = pack_competition(data_dir, image_size)
+    write_npz(out_train, ids=train.ids, images=train.images, masks=train.masks)
+    write_npz(out_test, ids=test.ids, images=test.images)
+    log.info("packed %d train and %d test images from %s", len(train.ids), len(test.ids), data_dir)
+
+
+def folds_step(packed_train: str, n_folds: int, seed: int, out: str) -> None:
+    """Write the stratified fold table (parquet)."""
+    data = load_packed(packed_train)
+    table = split_folds(data.ids, data.masks, n_folds, seed)
+    write_parquet(out, table)
+    log.info("fold sizes: %s", table["fold"].value_counts().sort_index().to_dict())
+
+
+def train_step(packed_train: str, folds: str, fold: int, settings: TrainSettings, out_model: str,
+               out_history: str, out_run: str, work_dir: str, lock_dir: str, init_weights: str | None = None,
+               gpu_slots: int | None = None) -> None:
+    """Train one fold at one resolution; outputs appear only once the fold has finished."""
+    started = time.time()
+    data, table = load_packed(packed_train), pd.read_parquet(folds)
+    with device_lease(lock_dir, gpu_slots) as lease:
+        log.info("fold %d on %s (%s)", fold, lease.device, lease.source)
+        result = train_fold(data, table, fold, settings, work_dir, lease.device, init_weights)
+        ended = time.time()
+    with atomic_path(out_model) as tmp:
+        torch.save(result.state_dict, tmp)
+    write_parquet(out_history, result.history)
+    write_json(out_run, {
+        "fold": fold, "size": settings.size, "device": str(lease.device), "gpu_slot": lease.slot,
+        "lease": lease.source, "start": started, "end": ended, "seconds": ended - started,
+        "epochs": settings.epochs, "resumed_from_epoch": result.resumed_from,
+        "best_epoch": result.best_epoch, "best_map_iou": result.best_score,
+        "threads": torch.get_num_threads(),
+    })
+    for leftover in Path(work_dir).glob("*"):  # the fold is done: its checkpoint is no longer needed
+        leftover.unlink()
+
+
+def _load_model(name: str, weights: str, size: int) -> torch.nn.Module:
+    model = build_model(name, "none", size)
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return model
+
+
+def predict_step(model_name: str, weights: str, size: int, packed_train: str, packed_test: str, folds: str,
+                 fold: int, out_test: str, out_oof: str, lock_dir: str, batch_size: int = 32, tta: bool = True,
+                 bf16: bool = True, gpu_slots: int | None = None) -> None:
+    """Flip-TTA probabilities of the fold's model on the test set and on its own validation images."""
+    model = _load_model(model_name, weights, size)
+    train, test = load_packed(packed_train), load_packed(packed_test)
+    _, valid_idx = fold_indices(pd.read_parquet(folds), train.ids, fold)
+    with device_lease(lock_dir, gpu_slots) as lease:
+        kwargs = dict(size=size, device=lease.device, batch_size=batch_size, tta=tta, bf16=bf16)
+        test_probs = predict_probs(model, test.images, **kwargs)
+        oof_probs = predict_probs(model, train.images[valid_idx], **kwargs)
+    write_npz(out_test, ids=test.ids, probs=test_probs)
+    write_npz(out_oof, ids=train.ids[valid_idx], probs=oof_probs)
+
+
+def ensemble_step(fold_preds: list[str], out: str) -> None:
+    ids, probs = mean_fold_probs(fold_preds)
+    write_npz(out, ids=ids, probs=probs)
+    log.info("averaged %d folds over %d test images", len(fold_preds), len(ids))
+
+
+def submission_step(ensemble: str, sample_submission: str, threshold: float, out: str) -> None:
+    """Threshold, encode and validate; the CSV follows sample_submission's id order."""
+    with np.load(ensemble, allow_pickle=False) as npz:
+        ids, probs = npz["ids"], npz["probs"]
+    sample_ids = pd.read_csv(sample_submission, dtype=str, keep_default_na=False)["id"].tolist()
+    sub = build_submission(ids, probs, threshold)
+    validate_submission(sub, sample_ids, probs.shape[1:])
+    sub = sub.set_index("id").loc[sample_ids].reset_index()
+    write_submission_csv(sub, out)
+    log.info("wrote %d rows, %d non-empty masks", len(sub), int((sub["rle_mask"] != "").sum()))
+
+
+def cv_score_step(packed_train: str, oof_preds: list[str], folds: list[int], threshold: float, out: str) -> None:
+    """Out-of-fold competition score over all training images and per fold."""
+    train = load_packed(packed_train)
+    index = {sample_id: i for i, sample_id in enumerate(train.ids)}
+    per_fold, all_scores, seen = {}, [], []
+    for fold, path in zip(folds, oof_preds):
+        with np.load(path, allow_pickle=False) as npz:
+            ids, probs = npz["ids"], npz["probs"]
+        rows = np.array([index[i] for i in ids])
+        scores = image_scores(probs > threshold, train.masks[rows].astype(bool))
+        per_fold[str(fold)] = float(scores.mean())
+        all_scores.append(scores)
+        seen.extend(ids.tolist())
+    if sorted(seen) != sorted(train.ids.tolist()):
+        raise ValueError("out-of-fold predictions do not cover every training image exactly once")
+    write_json(out, {"threshold": threshold, "oof_map_iou": float(np.concatenate(all_scores).mean()),
+                     "per_fold": per_fold, "n_images": len(seen)})

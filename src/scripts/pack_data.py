@@ -1,0 +1,12 @@
+"""Rule pack_data: check the competition layout once and pack images and masks into arrays."""
+
+from saltnet.runtime import setup_logging
+from saltnet.steps import pack_step
+
+setup_logging(snakemake.log[0])
+pack_step(
+    data_dir=snakemake.input.data_dir,
+    image_size=snakemake.params.image_size,
+    out_train=snakemake.output.train,
+    out_test=snakemake.output.test,
+)

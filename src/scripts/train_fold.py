@@ -1,0 +1,21 @@
+"""Rules train_fold and finetune_fold: train one fold at one resolution (resumable)."""
+
+from saltnet.runtime import set_threads, setup_logging
+from saltnet.steps import train_step
+from saltnet.train import TrainSettings
+
+setup_logging(snakemake.log[0])
+set_threads(snakemake.threads)
+train_step(
+    packed_train=snakemake.input.train,
+    folds=snakemake.input.folds,
+    fold=int(snakemake.wildcards.fold),
+    settings=TrainSettings(**snakemake.params.settings),
+    init_weights=snakemake.input.get("init_weights"),
+    out_model=snakemake.output.model,
+    out_history=snakemake.output.history,
+    out_run=snakemake.output.run,
+    work_dir=snakemake.params.work_dir,
+    lock_dir=snakemake.params.lock_dir,
+    gpu_slots=snakemake.params.gpu_slots,
+)

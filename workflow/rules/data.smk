@@ -1,0 +1,48 @@
+rule make_demo_data:
+    output:
+        directory(DEMO_DIR),
+    params:
+        demo=config.get("demo", {}),
+    log:
+        "logs/make_demo_data/make_demo_data.log",
+    script:
+        "../../src/scripts/make_demo_data.py"
+
+
+rule pack_data:
+    input:
+        data_dir=DATA_DIR,
+    output:
+        train="results/packed/train.npz",
+        test="results/packed/test.npz",
+    params:
+        image_size=config.get("image_size", 101),
+    log:
+        "logs/pack_data/pack_data.log",
+    script:
+        "../../src/scripts/pack_data.py"
+
+
+rule split_folds:
+    input:
+        train=rules.pack_data.output.train,
+    output:
+        "results/folds.parquet",
+    params:
+        n_folds=config["folds"]["n"],
+        seed=config["folds"]["seed"],
+    log:
+        "logs/split_folds/split_folds.log",
+    script:
+        "../../src/scripts/split_folds.py"
+
+
+rule run_info:
+    output:
+        "results/run_info.json",
+    params:
+        repo=workflow.basedir,
+    log:
+        "logs/run_info/run_info.log",
+    script:
+        "../../src/scripts/run_info.py"

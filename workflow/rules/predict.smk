@@ -1,0 +1,67 @@
+rule predict_fold:
+    input:
+        model=rules.finetune_fold.output.model,
+        train=rules.pack_data.output.train,
+        test=rules.pack_data.output.test,
+        folds=rules.split_folds.output[0],
+    output:
+        test="results/predict/fold{fold}/test.npz",
+        oof="results/predict/fold{fold}/oof.npz",
+    params:
+        model=config["model"],
+        size=config["finetune"]["size"],
+        predict=config.get("predict", {}),
+        lock_dir=LOCK_DIR,
+        gpu_slots=config.get("gpu_slots"),
+    threads: 8
+    resources:
+        gpu=1,
+        mem_mb=gpu_mem_mb,
+        runtime=gpu_runtime(60),
+    log:
+        "logs/predict_fold/fold{fold}.log",
+    benchmark:
+        "benchmarks/predict_fold/fold{fold}.tsv"
+    script:
+        "../../src/scripts/predict_fold.py"
+
+
+rule ensemble:
+    input:
+        expand(rules.predict_fold.output.test, fold=FOLDS),
+    output:
+        "results/ensemble/test.npz",
+    log:
+        "logs/ensemble/ensemble.log",
+    script:
+        "../../src/scripts/ensemble.py"
+
+
+rule submission:
+    input:
+        ensemble=rules.ensemble.output[0],
+        data_dir=DATA_DIR,
+    output:
+        "results/submission.csv",
+    params:
+        sample=os.path.join(DATA_DIR, "sample_submission.csv"),
+        threshold=config["threshold"],
+    log:
+        "logs/submission/submission.log",
+    script:
+        "../../src/scripts/submission.py"
+
+
+rule cv_score:
+    input:
+        train=rules.pack_data.output.train,
+        oof=expand(rules.predict_fold.output.oof, fold=FOLDS),
+    output:
+        "results/cv_score.json",
+    params:
+        folds=FOLDS,
+        threshold=config["threshold"],
+    log:
+        "logs/cv_score/cv_score.log",
+    script:
+        "../../src/scripts/cv_score.py"
