@@ -64,9 +64,10 @@ class StopOnNonFiniteLoss(Callback):
         self.fold = fold
 
     def after_loss(self):
-        if not math.isfinite(float(self.loss)):
+        loss = float(self.loss.detach())
+        if not math.isfinite(loss):
             raise NonFiniteLossError(
-                f"fold {self.fold}: loss became {float(self.loss)} at epoch {self.epoch}, batch {self.iter} "
+                f"fold {self.fold}: loss became {loss} at epoch {self.epoch}, batch {self.iter} "
                 f"({'train' if self.training else 'valid'}); the best model saved so far is kept"
             )
 

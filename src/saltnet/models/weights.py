@@ -33,7 +33,10 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
 def load_encoder_weights(encoder: nn.Module, path: str | Path) -> None:
     """Load an ImageNet-style encoder state dict from `path` into `encoder` (classifier ignored)."""
     state = {k: v for k, v in load_state_dict_file(path).items() if not k.startswith(_HEAD_PREFIXES)}
-    result = encoder.load_state_dict(state, strict=False)
+    try:
+        result = encoder.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # shape mismatches
+        raise ValueError(f"weights file {path} does not fit the {type(encoder).__name__} encoder: {err}") from err
     missing = [k for k in result.missing_keys if not k.startswith(_HEAD_PREFIXES)]
     if missing or result.unexpected_keys:
         raise ValueError(

@@ -1,0 +1,66 @@
+"""Shared fixtures: the repo's paths, a tiny pipeline config, and a real `snakemake` runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+REAL_DATA = (REPO / "../shared/data/tgs").resolve()
+
+# Small enough for a full DAG in about a minute on 2 cores: 2 folds, 48 px then 64 px, 1 epoch each.
+TINY_CONFIG = {
+    "data_dir": "results/demo_data",
+    "demo": {"n_train": 24, "n_test": 8, "seed": 0},
+    "image_size": 101,
+    "folds": {"n": 2, "seed": 42},
+    "model": "unet_resnet34",
+    "encoder_weights": "none",
+    "loss": "symmetric_lovasz",
+    "seed": 42,
+    "bf16": True,
+    "train": {"size": 48, "epochs": 1, "batch_size": 8, "lr": 1e-3, "wd": 1e-7},
+    "finetune": {"size": 64, "epochs": 1, "batch_size": 8, "lr": 1e-3, "wd": 1e-7},
+    "predict": {"batch_size": 16, "tta": True},
+    "threshold": 0.5,
+}
+
+
+def write_config(workdir: Path, **overrides) -> Path:
+    """Write TINY_CONFIG updated with `overrides` (top-level keys) to workdir/config.yaml."""
+    config = {**TINY_CONFIG, **overrides}
+    path = Path(workdir) / "config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def run_snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900,
+                  env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the repo's Snakefile in `workdir` (which holds config.yaml); output captured as text."""
+    cmd = [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+    return proc
+
+
+@pytest.fixture
+def tiny_workdir(tmp_path: Path) -> Path:
+    """A work directory holding the tiny config."""
+    write_config(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    if not (REAL_DATA / "train.csv").is_file():
+        pytest.skip(f"real competition data not found at {REAL_DATA}")
+    return REAL_DATA

@@ -1,0 +1,69 @@
+"""Lovász hinge against a brute-force Lovász extension of the Jaccard loss on tiny cases."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from saltnet.losses import LOSSES, get_loss, lovasz_hinge, symmetric_lovasz
+
+
+def jaccard_loss_of_errors(errors: set[int], labels: np.ndarray) -> float:
+    """Delta_J(M): the Jaccard loss when exactly the pixels in M are mispredicted (sets, no cumsum)."""
+    truth = {i for i, y in enumerate(labels) if y}
+    pred = {i for i in range(len(labels)) if (i in truth) != (i in errors)}
+    union = truth | pred
+    return 0.0 if not union else 1.0 - len(truth & pred) / len(union)
+
+
+def brute_lovasz_hinge(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Lovász extension as a Choquet integral: sum over levels of (step) * Delta({i: m_i >= level})."""
+    m = np.maximum(1.0 - logits * (2 * labels - 1), 0.0)
+    total, previous = 0.0, 0.0
+    for level in sorted(set(m[m > 0])):
+        total += (level - previous) * jaccard_loss_of_errors({i for i in range(len(m)) if m[i] >= level}, labels)
+        previous = level
+    return total
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_lovasz_matches_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 7))
+    logits = rng.normal(0, 2, size=(1, 1, 1, n))
+    labels = (rng.random((1, 1, 1, n)) < 0.5).astype(float)
+    ours = lovasz_hinge(torch.tensor(logits), torch.tensor(labels)).item()
+    assert ours == pytest.approx(brute_lovasz_hinge(logits.ravel(), labels.ravel()), rel=1e-6, abs=1e-6)  # float32
+
+
+def test_lovasz_equals_jaccard_loss_on_vertices():
+    """On 0/1 hinge errors the extension equals the set function: check every subset of 4 pixels."""
+    labels = np.array([1.0, 0.0, 1.0, 0.0])
+    for errors in itertools.product([0, 1], repeat=4):
+        # logits giving hinge error exactly 1 (mispredicted, logit 0) or 0 (correct with margin 1)
+        logits = np.where(np.array(errors) == 1, 0.0, 2 * labels - 1)
+        ours = lovasz_hinge(torch.tensor(logits).view(1, 1, 1, 4), torch.tensor(labels).view(1, 1, 1, 4)).item()
+        expected = jaccard_loss_of_errors({i for i, e in enumerate(errors) if e}, labels)
+        assert ours == pytest.approx(expected)
+
+
+def test_per_image_mean_and_symmetric_variant():
+    rng = np.random.default_rng(1)
+    logits = torch.tensor(rng.normal(size=(3, 1, 2, 3)))
+    labels = torch.tensor((rng.random((3, 1, 2, 3)) < 0.5).astype(float))
+    per_image = [brute_lovasz_hinge(logits[i].numpy().ravel(), labels[i].numpy().ravel()) for i in range(3)]
+    assert lovasz_hinge(logits, labels).item() == pytest.approx(np.mean(per_image))
+    flipped = [brute_lovasz_hinge(-logits[i].numpy().ravel(), 1 - labels[i].numpy().ravel()) for i in range(3)]
+    assert symmetric_lovasz(logits, labels).item() == pytest.approx((np.mean(per_image) + np.mean(flipped)) / 2)
+
+
+def test_losses_have_gradients_and_registry_lists_choices():
+    logits = torch.randn(2, 1, 8, 8, requires_grad=True)
+    target = (torch.rand(2, 1, 8, 8) > 0.5).float()
+    for name, loss in LOSSES.items():
+        loss(logits, target).backward()
+        assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0, name
+        logits.grad = None
+    with pytest.raises(KeyError, match="symmetric_lovasz"):
+        get_loss("dice")

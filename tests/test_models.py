@@ -1,0 +1,68 @@
+"""Model registry: output size equals input size at 128 and 224 px; encoder weights from a file."""
+
+import pytest
+import torch
+
+from saltnet.models import MODELS, build_model
+from saltnet.models.encoders import build_encoder
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("size", [128, 224])
+def test_output_has_input_size(name, size):
+    model = build_model(name, "none", size).eval()
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, size, size))
+    assert out.shape == (1, 1, size, size)
+
+
+def test_hypercolumn_takes_sizes_that_are_not_multiples_of_32():
+    model = build_model("hypercolumn_se_resnext50", "none", 101).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 101, 101)).shape == (1, 1, 101, 101)
+
+
+def test_weights_do_not_depend_on_size():
+    """Progressive resizing loads the 128 px state dict into the 224 px model."""
+    small = build_model("unet_resnet34", "none", 128)
+    build_model("unet_resnet34", "none", 224).load_state_dict(small.state_dict())
+
+
+def test_unknown_model_and_too_small_size():
+    with pytest.raises(KeyError, match="unet_resnet34"):
+        build_model("unet_vgg", "none", 128)
+    with pytest.raises(ValueError, match="at least 32"):
+        build_model("unet_resnet34", "none", 16)
+
+
+@pytest.mark.parametrize("name", ["resnet34", "se_resnext50_32x4d"])
+def test_encoder_weights_from_a_file(tmp_path, name):
+    source = build_encoder(name, "none")
+    path = tmp_path / "encoder.pth"
+    torch.save(source.state_dict(), path)
+    loaded = build_encoder(name, str(path))
+    for key, value in source.state_dict().items():
+        if key.startswith(("fc.", "last_linear.")):
+            continue  # the classifier head is not part of the encoder
+        assert torch.equal(loaded.state_dict()[key], value), key
+
+
+def test_model_built_on_a_weights_file_uses_it(tmp_path):
+    encoder = build_encoder("resnet34", "none")
+    path = tmp_path / "resnet34.pth"
+    torch.save({"state_dict": encoder.state_dict()}, path)
+    model = build_model("unet_resnet34", str(path), 64)
+    assert torch.equal(model.state_dict()["layers.0.0.weight"], encoder.state_dict()["conv1.weight"])
+
+
+def test_bad_weights_files_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.pth"):
+        build_encoder("resnet34", str(tmp_path / "missing.pth"))
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="garbage.pth"):
+        build_encoder("resnet34", str(garbage))
+    wrong = tmp_path / "wrong.pth"
+    torch.save(build_encoder("resnet34", "none").state_dict(), wrong)
+    with pytest.raises(ValueError, match="does not fit"):
+        build_encoder("se_resnext50_32x4d", str(wrong))
