@@ -1,5 +1,9 @@
 """Rule predict_fold: flip-TTA probabilities of one fold's model on test and out-of-fold images."""
 
+from saltnet.allocator import preload_jemalloc
+
+preload_jemalloc()  # before torch is imported: re-executes under jemalloc when installed
+
 from saltnet.runtime import set_threads, setup_logging
 from saltnet.steps import predict_step
 

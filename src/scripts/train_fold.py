@@ -1,5 +1,9 @@
 """Rules train_fold and finetune_fold: train one fold at one resolution (resumable)."""
 
+from saltnet.allocator import preload_jemalloc
+
+preload_jemalloc()  # before torch is imported: re-executes under jemalloc when installed
+
 from saltnet.runtime import set_threads, setup_logging
 from saltnet.steps import train_step
 from saltnet.train import TrainSettings

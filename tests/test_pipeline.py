@@ -1,0 +1,80 @@
+"""The real `snakemake` on the tiny demo config: DAG shape, lint, outputs, reproducibility."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import REPO, SNAKEMAKE, run_snakemake, write_config
+from saltnet.rle import rle_decode
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """One complete run of the DAG on the tiny demo config."""
+    workdir = tmp_path_factory.mktemp("run")
+    write_config(workdir)
+    run_snakemake(workdir)
+    return workdir
+
+
+def count_jobs(dry_run_stdout: str) -> dict[str, int]:
+    table = re.search(r"job\s+count\n[-\s]+\n(.*?)\ntotal", dry_run_stdout, re.S).group(1)
+    return {name: int(n) for name, n in (line.split() for line in table.splitlines())}
+
+
+def test_dry_run_has_a_job_per_fold(tmp_path):
+    write_config(tmp_path, folds={"n": 3, "seed": 1})
+    jobs = count_jobs(run_snakemake(tmp_path, "-n").stdout)
+    assert jobs["train_fold"] == jobs["finetune_fold"] == jobs["predict_fold"] == 3
+    assert jobs["ensemble"] == jobs["submission"] == jobs["split_folds"] == 1
+
+
+def test_lint_is_clean():
+    import subprocess
+
+    proc = subprocess.run([str(SNAKEMAKE), "--lint"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "Lints for" not in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-3000:]
+
+
+def test_submission_is_valid(finished_run):
+    sub = pd.read_csv(finished_run / "results/submission.csv", dtype=str, keep_default_na=False)
+    sample = pd.read_csv(finished_run / "results/demo_data/sample_submission.csv", dtype=str)
+    assert list(sub.columns) == ["id", "rle_mask"]
+    assert sub["id"].tolist() == sample["id"].tolist()
+    for rle in sub["rle_mask"]:
+        rle_decode(rle)
+    header = (finished_run / "results/submission.csv").read_text().splitlines()[0]
+    assert header == "id,rle_mask"
+
+
+def test_scores_history_and_provenance(finished_run):
+    cv = json.loads((finished_run / "results/cv_score.json").read_text())
+    assert set(cv["per_fold"]) == {"0", "1"} and cv["n_images"] == 24 and 0.0 <= cv["oof_map_iou"] <= 1.0
+    for stage in ("train", "finetune"):
+        history = pd.read_parquet(finished_run / f"results/{stage}/fold0/history.parquet")
+        assert history["epoch"].tolist() == [0] and {"train_loss", "valid_loss", "map_iou"} <= set(history)
+    oof = [np.load(finished_run / f"results/predict/fold{k}/oof.npz")["ids"] for k in (0, 1)]
+    assert sorted(np.concatenate(oof)) == sorted(pd.read_parquet(finished_run / "results/folds.parquet")["id"])
+    probs = np.load(finished_run / "results/ensemble/test.npz")["probs"]
+    assert probs.dtype == np.float16 and probs.shape == (8, 101, 101) and 0 <= probs.min() <= probs.max() <= 1
+    info = json.loads((finished_run / "results/run_info.json").read_text())
+    assert info["config"]["folds"]["n"] == 2 and info["packages"]["torch"] == "2.14.1" and "git_commit" in info
+
+
+def test_same_seed_same_submission(finished_run, tmp_path):
+    """On the CPU a second run with the same config writes byte-identical folds and submission."""
+    write_config(tmp_path)
+    run_snakemake(tmp_path)
+    for name in ("results/submission.csv", "results/folds.parquet", "results/cv_score.json"):
+        assert (tmp_path / name).read_bytes() == (finished_run / name).read_bytes(), name
+
+
+def test_nothing_to_do_on_rerun(finished_run):
+    proc = run_snakemake(finished_run, "-n")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
