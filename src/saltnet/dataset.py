@@ -69,7 +69,10 @@ def _check_same_ids(listed: list[str], present: set[str], table: Path, folder: P
 def _read_stack(paths: list[Path], reader, size: int) -> np.ndarray:
     out = np.empty((len(paths), size, size), dtype=np.uint8)
     for i, path in enumerate(paths):
-        arr = reader(path)
+        try:
+            arr = reader(path)
+        except ValueError as err:  # unreadable PNG or bad mask values; the message names the file
+            raise DataError(str(err)) from err
         if arr.shape != (size, size):
             raise DataError(f"{path}: expected {size}x{size} pixels, got {arr.shape[1]}x{arr.shape[0]}")
         out[i] = arr

@@ -25,6 +25,12 @@ def setup_logging(log_file: str | Path | None = None) -> None:
         handlers.append(logging.FileHandler(log_file, mode="w"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         handlers=handlers, force=True)
+    sys.excepthook = _log_uncaught
+
+
+def _log_uncaught(exc_type, exc, tb) -> None:
+    """Put the error that ends a job into its log too, with the traceback; the message comes last."""
+    logging.getLogger("saltnet").critical("job failed", exc_info=(exc_type, exc, tb))
 
 
 def set_threads(n: int) -> None:
