@@ -72,6 +72,12 @@ class StopOnNonFiniteLoss(Callback):
             )
 
 
+def _epoch_ran(cb: Callback) -> bool:
+    """False in after_epoch of an epoch that fit(start_epoch=k) skips on resume: fastai cancels it in
+    before_epoch but still calls after_epoch, with nothing recorded (Recorder runs first)."""
+    return bool(cb.recorder.values) and len(cb.recorder.values[-1]) > 0
+
+
 class BestModel(SaveModelCallback):
     """SaveModelCallback that writes atomically, loads safely and can start from a known best."""
 
@@ -83,6 +89,10 @@ class BestModel(SaveModelCallback):
         with atomic_path(self.path) as tmp:
             torch.save(self.learn.model.state_dict(), tmp)
         self.best_epoch = self.epoch
+
+    def after_epoch(self):
+        if _epoch_ran(self):
+            super().after_epoch()
 
     def after_fit(self, **kwargs):
         if self.path.exists():  # load the best epoch back (weights_only: no pickled code)
@@ -101,6 +111,8 @@ class EpochHistory(Callback):
         self.start = time.time()
 
     def after_epoch(self):
+        if not _epoch_ran(self):
+            return
         names = self.recorder.metric_names[1:-1]  # drop 'epoch' and 'time'
         row = {"epoch": self.epoch, **{n: float(v) for n, v in zip(names, self.recorder.log[1:-1])}}
         row.update(lr=float(self.opt.hypers[-1]["lr"]), seconds=time.time() - self.start)
@@ -122,6 +134,12 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
 
 
+def _plain(hypers) -> dict:
+    """Hyper-parameters with NumPy scalars as Python numbers: the one-cycle schedule can leave a
+    numpy.float64 lr, which torch.load(weights_only=True) refuses, so the checkpoint would not load."""
+    return {k: v.item() if isinstance(v, np.generic) else v for k, v in dict(hypers).items()}
+
+
 class Checkpoint(Callback):
     """After every epoch, write a resumable checkpoint: model, optimiser, epoch, best, history, RNG."""
 
@@ -131,11 +149,13 @@ class Checkpoint(Callback):
         self.path, self.fingerprint, self.best_cb, self.history = Path(path), fingerprint, best_cb, history
 
     def after_epoch(self):
+        if not _epoch_ran(self):
+            return
         state = {
             "fingerprint": self.fingerprint,
             "epochs_done": self.epoch + 1,
             "model": self.learn.model.state_dict(),
-            "opt": {"state": self.opt.state_dict()["state"], "hypers": [dict(h) for h in self.opt.hypers]},
+            "opt": {"state": self.opt.state_dict()["state"], "hypers": [_plain(h) for h in self.opt.hypers]},
             "best": float(self.best_cb.best), "best_epoch": self.best_cb.best_epoch,
             "history": self.history.rows,
             "rng": rng_state(),

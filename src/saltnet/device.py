@@ -52,8 +52,13 @@ def device_lease(lock_dir: str | Path, n_slots: int | None = None, poll_s: float
     runs on the CPU without a lease.
     """
     cuda = torch.cuda.is_available()
-    if cuda and os.environ.get("SLURM_JOB_ID") and os.environ.get("CUDA_VISIBLE_DEVICES"):
-        yield Lease(torch.device("cuda", 0), None, f"scheduler (CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']})")
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if os.environ.get("SLURM_JOB_ID") and visible:
+        # SLURM chose the GPU: never take local locks (a shared lock folder would couple nodes).
+        if not cuda:
+            log.warning("SLURM assigned GPU(s) %s but torch sees no CUDA device: computing on the CPU", visible)
+        device = torch.device("cuda", 0) if cuda else torch.device("cpu")
+        yield Lease(device, None, f"scheduler (CUDA_VISIBLE_DEVICES={visible})")
         return
     n_slots = torch.cuda.device_count() if n_slots is None else n_slots
     if n_slots <= 0:

@@ -14,12 +14,35 @@ LOCK_DIR = ".snakemake/gpu-locks"
 
 wildcard_constraints:
     fold=r"\d+",
+    encoder=r"[A-Za-z0-9_]+",
+
+
+# Rules that are cheap or need internet run where snakemake runs (the login node), not as cluster jobs.
+localrules: make_demo_data, pack_data, split_folds, run_info, ensemble, submission, cv_score, fetch_encoder_weights
+
+
+def encoder_weights_path():
+    """config encoder_weights as training reads it: 'none', a file, or for 'imagenet' the file that rule
+    fetch_encoder_weights downloads once on the login node (cluster jobs may have no internet)."""
+    if config["encoder_weights"] != "imagenet":
+        return config["encoder_weights"]
+    from saltnet.models.registry import get_model_spec  # imports torch, so only when needed
+
+    return f"resources/weights/{get_model_spec(config['model']).encoder}.pth"
+
+
+ENCODER_WEIGHTS = encoder_weights_path()
+
+
+def get_encoder_weights(wildcards):
+    """Input of train_fold: the encoder weights file, if any."""
+    return [] if ENCODER_WEIGHTS == "none" else ENCODER_WEIGHTS
 
 
 def stage_settings(stage):
     """TrainSettings keyword arguments for stage 'train' or 'finetune'."""
     keys = ("model", "encoder_weights", "loss", "seed", "bf16")
-    return {**{k: config[k] for k in keys}, **config[stage]}
+    return {**{k: config[k] for k in keys}, "encoder_weights": ENCODER_WEIGHTS, **config[stage]}
 
 
 def gpu_mem_mb(wildcards, attempt):

@@ -5,6 +5,8 @@ rule make_demo_data:
         demo=config.get("demo", {}),
     log:
         "logs/make_demo_data/make_demo_data.log",
+    conda:
+        "../../envs/data.yaml"
     script:
         "../../src/scripts/make_demo_data.py"
 
@@ -19,6 +21,8 @@ rule pack_data:
         image_size=config.get("image_size", 101),
     log:
         "logs/pack_data/pack_data.log",
+    conda:
+        "../../envs/data.yaml"
     script:
         "../../src/scripts/pack_data.py"
 
@@ -33,6 +37,8 @@ rule split_folds:
         seed=config["folds"]["seed"],
     log:
         "logs/split_folds/split_folds.log",
+    conda:
+        "../../envs/data.yaml"
     script:
         "../../src/scripts/split_folds.py"
 
@@ -44,5 +50,7 @@ rule run_info:
         repo=workflow.basedir,
     log:
         "logs/run_info/run_info.log",
+    conda:
+        "../../envs/data.yaml"
     script:
         "../../src/scripts/run_info.py"

@@ -22,6 +22,8 @@ rule predict_fold:
         "logs/predict_fold/fold{fold}.log",
     benchmark:
         "benchmarks/predict_fold/fold{fold}.tsv"
+    conda:
+        "../../envs/train.yaml"
     script:
         "../../src/scripts/predict_fold.py"
 
@@ -33,6 +35,8 @@ rule ensemble:
         "results/ensemble/test.npz",
     log:
         "logs/ensemble/ensemble.log",
+    conda:
+        "../../envs/data.yaml"
     script:
         "../../src/scripts/ensemble.py"
 
@@ -48,6 +52,8 @@ rule submission:
         threshold=config["threshold"],
     log:
         "logs/submission/submission.log",
+    conda:
+        "../../envs/data.yaml"
     script:
         "../../src/scripts/submission.py"
 
@@ -63,5 +69,7 @@ rule cv_score:
         threshold=config["threshold"],
     log:
         "logs/cv_score/cv_score.log",
+    conda:
+        "../../envs/data.yaml"
     script:
         "../../src/scripts/cv_score.py"

@@ -2,6 +2,7 @@ rule train_fold:
     input:
         train=rules.pack_data.output.train,
         folds=rules.split_folds.output[0],
+        encoder_weights=get_encoder_weights,
     output:
         model="results/train/fold{fold}/model.pth",
         history="results/train/fold{fold}/history.parquet",
@@ -20,6 +21,8 @@ rule train_fold:
         "logs/train_fold/fold{fold}.log",
     benchmark:
         "benchmarks/train_fold/fold{fold}.tsv"
+    conda:
+        "../../envs/train.yaml"
     script:
         "../../src/scripts/train_fold.py"
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
 from torch import nn
 
-__all__ = ["load_state_dict_file", "load_encoder_weights"]
+from ..atomic import atomic_path
+
+__all__ = ["load_state_dict_file", "load_encoder_weights", "fetch_imagenet_weights", "WeightsDownloadError"]
+
+log = logging.getLogger(__name__)
 
 # Classifier heads that a U-Net encoder drops; a weights file may or may not carry them.
 _HEAD_PREFIXES = ("fc.", "last_linear.")
@@ -44,3 +49,32 @@ def load_encoder_weights(encoder: nn.Module, path: str | Path) -> None:
             f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
             f"unexpected {result.unexpected_keys[:5]}"
         )
+
+
+class WeightsDownloadError(RuntimeError):
+    """The ImageNet weights could not be downloaded (no internet, blocked host, HTTP error)."""
+
+
+def fetch_imagenet_weights(encoder: str, out_path: str | Path) -> Path:
+    """Download `encoder`'s ImageNet weights (torchvision / pretrainedmodels) and save its state dict.
+
+    Needs internet (files are cached under $TORCH_HOME/hub); the state dict, classifier included, is
+    written atomically to `out_path`, which `encoder_weights: <path>` then loads without internet.
+    """
+    from .encoders import build_encoder  # encoders imports this module
+
+    try:
+        model = build_encoder(encoder, "imagenet")
+    except OSError as err:  # urllib's URLError and HTTPError, socket errors and timeouts
+        raise WeightsDownloadError(
+            f"could not download the ImageNet weights of encoder {encoder!r}: {err}. This needs internet on the "
+            f"machine that runs the fetch_encoder_weights rule (on a cluster: where snakemake runs, the login "
+            f"node). Alternatives: set `encoder_weights: none` in the config (random init), or download the "
+            f"weights where there is internet and set `encoder_weights: path/to/{encoder}.pth` (a state dict "
+            f"of the encoder), or copy that file to {out_path}."
+        ) from err
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(out_path) as tmp:
+        torch.save(state, tmp)
+    log.info("saved the ImageNet weights of %s (%d tensors) to %s", encoder, len(state), out_path)
+    return Path(out_path)
