@@ -1,5 +1,4 @@
 import os
-from pathlib import Path
 
 from snakemake.utils import validate
 
@@ -54,17 +53,16 @@ def gpu_runtime(base_minutes):
     return lambda wildcards, attempt: base_minutes * 2 ** (attempt - 1)
 
 
-def use_jemalloc(path="/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"):
-    """Preload jemalloc into the jobs when it is installed (Debian libjemalloc2).
 
-    glibc malloc spent up to 40% of CPU training time in page faults on the large activations here;
-    jemalloc made the U-Nets train 1.8-2x faster. Jobs inherit the variable; SALTNET_JEMALLOC=0
-    turns it off.
-    """
-    if os.environ.get("SALTNET_JEMALLOC", "1") != "0" and Path(path).exists():
-        preload = os.environ.get("LD_PRELOAD", "")
-        if path not in preload:
-            os.environ["LD_PRELOAD"] = f"{path} {preload}".strip()
+def check_config_paths():
+    """Paths in the config exist (the schema checks the rest), before any job starts."""
+    weights = config["encoder_weights"]
+    if weights not in ("none", "imagenet") and not os.path.isfile(weights):
+        raise ValueError(
+            f"config key encoder_weights: {weights!r} is neither 'none', 'imagenet' nor an existing weights file"
+        )
+    if DATA_DIR != DEMO_DIR and not os.path.isdir(DATA_DIR):
+        raise ValueError(f"config key data_dir: folder {DATA_DIR} does not exist")
 
 
-use_jemalloc()
+check_config_paths()
