@@ -43,8 +43,14 @@ def write_config(workdir: Path, **overrides) -> Path:
 
 def run_snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900,
                   env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run the repo's Snakefile in `workdir` (which holds config.yaml); output captured as text."""
+    """Run the repo's Snakefile in `workdir` (which holds config.yaml); output captured as text.
+
+    GPU rules get one thread each, so that the two folds of the tiny config run side by side on
+    the 2 cores (their start-up, mostly imports, then overlaps).
+    """
     cmd = [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2", *args]
+    if "--set-threads" not in args:  # last: --set-threads takes every word up to the next option
+        cmd += ["--set-threads", "train_fold=1", "finetune_fold=1", "predict_fold=1"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
     if check and proc.returncode != 0:
