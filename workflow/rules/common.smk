@@ -53,7 +53,6 @@ def gpu_runtime(base_minutes):
     return lambda wildcards, attempt: base_minutes * 2 ** (attempt - 1)
 
 
-
 def check_config_paths():
     """Paths in the config exist (the schema checks the rest), before any job starts."""
     weights = config["encoder_weights"]
