@@ -70,8 +70,7 @@ def test_nan_loss_stops_the_fold_and_keeps_the_best_model(tmp_path):
 
 TRAIN_SNIPPET = """
 import sys
-from saltnet.demo import make_demo_data
-from saltnet.steps import folds_step, pack_step, train_step
+from saltnet.steps import train_step
 from saltnet.train import TrainSettings
 root, epochs, lr = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 train_step(f"{root}/train.npz", f"{root}/folds.parquet", 0,

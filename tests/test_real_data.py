@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from conftest import run_snakemake, write_config
 from saltnet.rle import rle_decode

@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .atomic import atomic_path
 from .pngio import write_png
 from .rle import rle_encode
 
