@@ -20,6 +20,7 @@ from .ensemble import mean_fold_probs
 from .folds import split_folds
 from .metric import image_scores
 from .models import build_model
+from .models.weights import load_state_dict_file
 from .predict import predict_probs
 from .submission import build_submission, validate_submission, write_submission_csv
 from .train import TrainSettings, fold_indices, train_fold
@@ -72,7 +73,7 @@ def train_step(packed_train: str, folds: str, fold: int, settings: TrainSettings
 
 def _load_model(name: str, weights: str, size: int) -> torch.nn.Module:
     model = build_model(name, "none", size)
-    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    model.load_state_dict(load_state_dict_file(weights))
     return model
 
 

@@ -25,6 +25,7 @@ from .data import make_dataloaders
 from .dataset import PackedData
 from .learner import build_learner
 from .models import build_model
+from .models.weights import load_state_dict_file
 
 __all__ = ["TrainSettings", "TrainResult", "fold_indices", "train_fold"]
 
@@ -99,7 +100,7 @@ def train_fold(data: PackedData, folds: pd.DataFrame, fold: int, settings: Train
     dls = make_dataloaders(data.images, data.masks, train_idx, valid_idx, settings.size, settings.batch_size, device)
     model = build_model(settings.model, "none" if init_weights else settings.encoder_weights, settings.size)
     if init_weights:
-        model.load_state_dict(torch.load(init_weights, map_location="cpu", weights_only=True))
+        model.load_state_dict(load_state_dict_file(init_weights))
 
     history = EpochHistory(ckpt["history"] if ckpt else None)
     best = BestModel("map_iou", work_dir / "best.pth", *((ckpt["best"], ckpt["best_epoch"]) if ckpt else ()))
