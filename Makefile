@@ -1,11 +1,12 @@
 # Quick start:  make demo   (create .venv, install, run the whole DAG on the built-in demo data)
 #               make test   (create .venv, install, run the test suite)
+#               make bench  (train/infer images/s of every model and of smp's U-Net -> results/bench.json)
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 CORES ?= all
 
-.PHONY: demo test lint clean-demo
+.PHONY: demo test lint bench clean-demo
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -21,3 +22,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/snakemake --lint
+
+bench: $(STAMP)
+	mkdir -p results
+	$(VENV)/bin/python -m saltnet.bench --out results/bench.json

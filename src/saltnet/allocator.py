@@ -1,33 +1,140 @@
-"""Run a job under jemalloc when it is installed: re-execute the process with LD_PRELOAD set.
+"""The memory allocator of a training or prediction job: jemalloc where it measurably helps.
 
-glibc malloc spent up to 40% of CPU training time here in the kernel, on page faults for the
-large activations; jemalloc (Debian package libjemalloc2) made the U-Nets train 1.8-2x faster.
-The allocator must be chosen before the process starts, hence the re-exec. Imports no torch, so
-it costs nothing before the heavy imports. SALTNET_JEMALLOC=0 turns it off.
+glibc malloc spent up to 40% of CPU training time in page faults on one machine, where jemalloc
+(Debian package libjemalloc2) made the DynamicUnet train 1.8-2x faster; on a 2-core AVX2 EPYC it
+made the small U-Net about 20% slower. So the choice is measured: with config `allocator: auto`
+(the default) the first job on a machine times a few training steps of the job's model, size and batch size
+under each allocator, in two short subprocesses (saltnet.allocator_probe), and caches the answer per
+machine (host, CPU model, ISA, torch version) and workload in ~/.cache/saltnet/allocator.json. `jemalloc` or `system` force it, and so does the
+environment variable SALTNET_JEMALLOC=1/0, which wins over the config.
+
+An allocator is chosen before the process starts, hence a re-exec with LD_PRELOAD. This module
+imports no torch at import time, so it costs nothing before the heavy imports.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
+import platform
+import subprocess
 import sys
+import time
+from pathlib import Path
 
-__all__ = ["JEMALLOC_PATHS", "preload_jemalloc"]
+__all__ = ["JEMALLOC_PATHS", "choose_allocator", "preload_allocator", "allocator_in_use"]
 
 JEMALLOC_PATHS = (
     "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2",
     "/usr/lib/aarch64-linux-gnu/libjemalloc.so.2",
     "/usr/lib64/libjemalloc.so.2",
 )
+_REASON_ENV = "SALTNET_ALLOCATOR_REASON"  # carries the choice's reason across the re-exec, for the log
+_MIN_GAIN = 1.10  # jemalloc must be clearly faster to be worth a re-exec
 
 
-def preload_jemalloc() -> None:
-    """Re-exec this Python process with jemalloc preloaded, unless it is already, off, or absent."""
-    if os.environ.get("SALTNET_JEMALLOC", "1") == "0" or "jemalloc" in os.environ.get("LD_PRELOAD", ""):
-        return
-    path = next((p for p in JEMALLOC_PATHS if os.path.exists(p)), None)
-    if path is None or not sys.argv or not os.path.exists(sys.argv[0]):
-        return
-    env = {**os.environ, "LD_PRELOAD": f"{path} {os.environ.get('LD_PRELOAD', '')}".strip()}
+def jemalloc_path() -> str | None:
+    return next((p for p in JEMALLOC_PATHS if os.path.exists(p)), None)
+
+
+def allocator_in_use() -> str:
+    """'jemalloc' if this process runs under it, else 'system'."""
+    if "jemalloc" in os.environ.get("LD_PRELOAD", ""):
+        return "jemalloc"
+    try:
+        return "jemalloc" if "jemalloc" in Path("/proc/self/maps").read_text() else "system"
+    except OSError:
+        return "system"
+
+
+def _machine_key() -> str:
+    from importlib import metadata
+
+    model = platform.processor()
+    try:
+        model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("model name")), model)
+    except OSError:
+        pass
+    flags = "amx" if "amx_bf16" in _cpu_flags() else "avx512" if "avx512f" in _cpu_flags() else "avx2"
+    isa = os.environ.get("ATEN_CPU_CAPABILITY") or os.environ.get("ONEDNN_MAX_CPU_ISA") or flags
+    return f"{platform.node()}|{model}|{isa}|{os.cpu_count()} cpus|torch {metadata.version('torch')}"
+
+
+def _cpu_flags() -> str:
+    try:
+        return next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
+    except OSError:
+        return ""
+
+
+def _probe(preload: str | None, workload: tuple[str, int, int]) -> float:
+    """Training images per second of a small U-Net in a fresh process (with `preload` as LD_PRELOAD)."""
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    if preload:
+        env["LD_PRELOAD"] = preload
+    out = subprocess.run([sys.executable, "-m", "saltnet.allocator_probe", *map(str, workload)], env=env, capture_output=True, text=True,
+                         timeout=600)
+    if out.returncode != 0:
+        raise RuntimeError(f"allocator probe failed: {out.stderr[-500:]}")
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def _measured_choice(path: str, cache: Path, workload: tuple[str, int, int]) -> tuple[bool, str]:
+    """Cached per machine and workload; measured once (under a lock, so two jobs never probe at once)."""
+    key = "|".join([_machine_key(), *map(str, workload)])
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with open(cache.with_suffix(".lock"), "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        known = json.loads(cache.read_text()) if cache.is_file() else {}
+        if key not in known:
+            system, jemalloc = _probe(None, workload), _probe(path, workload)
+            known[key] = {"system_img_per_s": system, "jemalloc_img_per_s": jemalloc, "measured": time.time()}
+            tmp = cache.with_suffix(".tmp")
+            tmp.write_text(json.dumps(known, indent=1))
+            tmp.replace(cache)
+    entry = known[key]
+    ratio = entry["jemalloc_img_per_s"] / entry["system_img_per_s"]
+    chosen = ratio >= _MIN_GAIN
+    return chosen, (f"auto: jemalloc {ratio:.2f}x the training speed of the system allocator on this machine "
+                    f"(measured once, cached in {cache})")
+
+
+def choose_allocator(setting: str = "auto", workload: tuple[str, int, int] = ("resunet_scse", 128, 16),
+                     cache: Path | None = None) -> tuple[bool, str]:
+    """(use jemalloc, reason) for config `allocator` ('auto' | 'jemalloc' | 'system') and SALTNET_JEMALLOC.
+
+    workload: (model, size, batch size) that the probe trains for a few steps under each allocator.
+    """
+    env = os.environ.get("SALTNET_JEMALLOC")
+    if env in ("0", "1"):
+        setting, origin = ("jemalloc" if env == "1" else "system"), f"SALTNET_JEMALLOC={env}"
+    else:
+        origin = f"config allocator: {setting}"
+    path = jemalloc_path()
+    if setting == "system":
+        return False, origin
+    if path is None:
+        return False, f"{origin}, but jemalloc is not installed (Debian: apt-get install libjemalloc2)"
+    if setting == "jemalloc":
+        return True, origin
+    if setting != "auto":
+        raise ValueError(f"config key allocator: expected auto, jemalloc or system, got {setting!r}")
+    cache = cache or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "saltnet/allocator.json"
+    return _measured_choice(path, cache, tuple(workload))
+
+
+def preload_allocator(setting: str = "auto", workload: tuple[str, int, int] = ("resunet_scse", 128, 16)) -> str:
+    """Re-exec this Python process under the chosen allocator if needed; returns the choice's reason
+    (in the re-executed process too), for the job's log once logging is set up."""
+    if _REASON_ENV in os.environ:  # already chosen (we are the re-executed process, or its parent chose)
+        return os.environ[_REASON_ENV]
+    use, reason = choose_allocator(setting, workload)
+    os.environ[_REASON_ENV] = f"{'jemalloc' if use else 'system'} ({reason})"
+    if not use or "jemalloc" in os.environ.get("LD_PRELOAD", "") or not sys.argv or not os.path.exists(sys.argv[0]):
+        return os.environ[_REASON_ENV]
+    env = {**os.environ, "LD_PRELOAD": f"{jemalloc_path()} {os.environ.get('LD_PRELOAD', '')}".strip()}
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, [sys.executable, *sys.argv], env)

@@ -14,6 +14,8 @@ import torch.nn.functional as F
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 
+from .augment import AugmentSettings, augment_batch
+
 __all__ = ["prepare_images", "SaltArrays", "SaltDL", "make_dataloaders"]
 
 # The encoders are ImageNet classifiers; the gray image is repeated over their three channels.
@@ -33,7 +35,7 @@ def prepare_images(images: torch.Tensor, size: int) -> torch.Tensor:
 class SaltArrays:
     """images: (N, H, W) uint8; masks: (N, H, W) uint8 or None. Yields (x, y) or (x,) batches."""
 
-    def __init__(self, images: np.ndarray, masks: np.ndarray | None, size: int, augment: bool):
+    def __init__(self, images: np.ndarray, masks: np.ndarray | None, size: int, augment: AugmentSettings | None):
         self.images = torch.from_numpy(np.ascontiguousarray(images))
         self.masks = None if masks is None else torch.from_numpy(np.ascontiguousarray(masks))
         self.size, self.augment = size, augment
@@ -52,10 +54,8 @@ class SaltArrays:
         """(uint8 images[, uint8 masks]) -> (x (N,3,S,S) float[, y (N,1,H,W) float])."""
         x = prepare_images(batch[0], self.size)
         ys = [m.unsqueeze(1).float() for m in batch[1:]]
-        if self.augment:  # random horizontal flip, the same one for image and mask
-            flip = torch.rand(len(x), device=x.device) < 0.5
-            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
-            ys = [torch.where(flip.view(-1, 1, 1, 1), y.flip(-1), y) for y in ys]
+        if self.augment is not None:  # the same geometry for image and mask
+            x, ys = augment_batch(x, ys, self.augment)
         return (x, *ys)
 
 
@@ -77,11 +77,11 @@ class SaltDL(DataLoader):
 
 def make_dataloaders(
     images: np.ndarray, masks: np.ndarray, train_idx: np.ndarray, valid_idx: np.ndarray,
-    size: int, batch_size: int, device: torch.device,
+    size: int, batch_size: int, device: torch.device, augment: AugmentSettings = AugmentSettings(),
 ) -> DataLoaders:
-    """Train (shuffled, flipped, last partial batch dropped) and valid loaders for one fold."""
-    train = SaltArrays(images[train_idx], masks[train_idx], size, augment=True)
-    valid = SaltArrays(images[valid_idx], masks[valid_idx], size, augment=False)
+    """Train (shuffled, augmented, last partial batch dropped) and valid loaders for one fold."""
+    train = SaltArrays(images[train_idx], masks[train_idx], size, augment=augment)
+    valid = SaltArrays(images[valid_idx], masks[valid_idx], size, augment=None)
     drop_last = len(train_idx) > batch_size
     return DataLoaders(
         SaltDL(train, bs=batch_size, shuffle=True, drop_last=drop_last, device=device),

@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["LOSSES", "get_loss", "lovasz_hinge", "symmetric_lovasz", "bce"]
+__all__ = ["LOSSES", "get_loss", "lovasz_hinge", "symmetric_lovasz", "bce", "bce_dice"]
 
 
 def _lovasz_grad(gt_sorted: torch.Tensor) -> torch.Tensor:
@@ -45,10 +45,23 @@ def bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits.float(), target.float())
 
 
+def bce_dice(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """BCE plus (1 - soft Dice) per image, averaged: a smooth warm-up loss before Lovasz.
+
+    The BCE(+Dice) phase followed by Lovasz is what the top TGS teams did (e.g. 1st place,
+    ybabakhin/kaggle_salt_bes_phalanx; 4th place, SeuTao/TGS-Salt-Identification). Empty masks have
+    Dice 1 when the prediction is empty too (the +1 smoothing).
+    """
+    probs, labels = torch.sigmoid(logits.float()).flatten(1), target.float().flatten(1)
+    dice = (2 * (probs * labels).sum(1) + 1) / (probs.sum(1) + labels.sum(1) + 1)
+    return bce(logits, target) + (1 - dice).mean()
+
+
 LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "lovasz_hinge": lovasz_hinge,
     "symmetric_lovasz": symmetric_lovasz,
     "bce": bce,
+    "bce_dice": bce_dice,
 }
 
 

@@ -5,6 +5,7 @@ Each can be run by hand (e.g. to train one fold in a notebook) and never imports
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -13,20 +14,24 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .allocator import allocator_in_use
 from .atomic import atomic_path, write_json, write_npz, write_parquet
 from .dataset import load_packed, pack_competition
 from .device import device_lease
 from .ensemble import mean_fold_probs
 from .folds import split_folds
 from .metric import image_scores
-from .models import build_model
+from .models import build_model, get_model_spec
 from .models.weights import load_state_dict_file
+from .postprocess import apply_postprocess, choose_postprocess
+from .precision import resolve_bf16
 from .predict import predict_probs
-from .submission import build_submission, validate_submission, write_submission_csv
+from .rle import rle_encode
+from .submission import validate_submission, write_submission_csv
 from .train import TrainSettings, fold_indices, train_fold
 
-__all__ = ["pack_step", "folds_step", "train_step", "predict_step", "ensemble_step", "submission_step",
-           "cv_score_step"]
+__all__ = ["pack_step", "folds_step", "train_step", "predict_step", "ensemble_step", "postprocess_step",
+           "submission_step", "cv_score_step"]
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +70,8 @@ def train_step(packed_train: str, folds: str, fold: int, settings: TrainSettings
         "lease": lease.source, "start": started, "end": ended, "seconds": ended - started,
         "epochs": settings.epochs, "resumed_from_epoch": result.resumed_from,
         "best_epoch": result.best_epoch, "best_map_iou": result.best_score,
-        "threads": torch.get_num_threads(),
+        "precision": result.precision.name, "precision_reason": result.precision.reason,
+        "threads": torch.get_num_threads(), "allocator": allocator_in_use(),
     })
     for leftover in Path(work_dir).glob("*"):  # the fold is done: its checkpoint is no longer needed
         leftover.unlink()
@@ -79,13 +85,20 @@ def _load_model(name: str, weights: str, size: int) -> torch.nn.Module:
 
 def predict_step(model_name: str, weights: str, size: int, packed_train: str, packed_test: str, folds: str,
                  fold: int, out_test: str, out_oof: str, lock_dir: str, batch_size: int = 32, tta: bool = True,
-                 bf16: bool = True, gpu_slots: int | None = None) -> None:
-    """Flip-TTA probabilities of the fold's model on the test set and on its own validation images."""
+                 bf16: bool | str = "auto", gpu_slots: int | None = None) -> None:
+    """Flip-TTA probabilities of the fold's model on the test set and on its own validation images.
+
+    bf16: config key bf16 (True, False or 'auto'), resolved for the device this job holds.
+    """
     model = _load_model(model_name, weights, size)
     train, test = load_packed(packed_train), load_packed(packed_test)
     _, valid_idx = fold_indices(pd.read_parquet(folds), train.ids, fold)
+    input_size = get_model_spec(model_name).input_size(size, train.images.shape[-1])
     with device_lease(lock_dir, gpu_slots) as lease:
-        kwargs = dict(size=size, device=lease.device, batch_size=batch_size, tta=tta, bf16=bf16)
+        precision = resolve_bf16(bf16, lease.device)
+        log.info("fold %d: predicting %d test and %d out-of-fold images on %s, precision %s (%s)", fold,
+                 len(test.ids), len(valid_idx), lease.device, precision.name, precision.reason)
+        kwargs = dict(size=input_size, device=lease.device, batch_size=batch_size, tta=tta, bf16=precision.bf16)
         test_probs = predict_probs(model, test.images, **kwargs)
         oof_probs = predict_probs(model, train.images[valid_idx], **kwargs)
     write_npz(out_test, ids=test.ids, probs=test_probs)
@@ -98,32 +111,76 @@ def ensemble_step(fold_preds: list[str], out: str) -> None:
     log.info("averaged %d folds over %d test images", len(fold_preds), len(ids))
 
 
-def submission_step(ensemble: str, sample_submission: str, threshold: float, out: str) -> None:
-    """Threshold, encode and validate; the CSV follows sample_submission's id order."""
-    with np.load(ensemble, allow_pickle=False) as npz:
-        ids, probs = npz["ids"], npz["probs"]
-    sample_ids = pd.read_csv(sample_submission, dtype=str, keep_default_na=False)["id"].tolist()
-    sub = build_submission(ids, probs, threshold)
-    validate_submission(sub, sample_ids, probs.shape[1:])
-    sub = sub.set_index("id").loc[sample_ids].reset_index()
-    write_submission_csv(sub, out)
-    log.info("wrote %d rows, %d non-empty masks", len(sub), int((sub["rle_mask"] != "").sum()))
-
-
-def cv_score_step(packed_train: str, oof_preds: list[str], folds: list[int], threshold: float, out: str) -> None:
-    """Out-of-fold competition score over all training images and per fold."""
+def _load_oof(packed_train: str, oof_preds: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per OOF file: probs (n, H, W) float16 and truth (n, H, W) bool; checks every training image is
+    predicted exactly once."""
     train = load_packed(packed_train)
     index = {sample_id: i for i, sample_id in enumerate(train.ids)}
-    per_fold, all_scores, seen = {}, [], []
-    for fold, path in zip(folds, oof_preds):
+    per_file, seen = [], []
+    for path in oof_preds:
         with np.load(path, allow_pickle=False) as npz:
             ids, probs = npz["ids"], npz["probs"]
-        rows = np.array([index[i] for i in ids])
-        scores = image_scores(probs > threshold, train.masks[rows].astype(bool))
-        per_fold[str(fold)] = float(scores.mean())
-        all_scores.append(scores)
+        per_file.append((probs, train.masks[[index[i] for i in ids]].astype(bool)))
         seen.extend(ids.tolist())
     if sorted(seen) != sorted(train.ids.tolist()):
         raise ValueError("out-of-fold predictions do not cover every training image exactly once")
-    write_json(out, {"threshold": threshold, "oof_map_iou": float(np.concatenate(all_scores).mean()),
-                     "per_fold": per_fold, "n_images": len(seen)})
+    return per_file
+
+
+def postprocess_step(packed_train: str, oof_preds: list[str], threshold: float | str, min_area: int | str,
+                     out: str) -> None:
+    """Threshold and min_area searched on all out-of-fold predictions ('auto') or kept (a number); JSON
+    with both, how each was chosen, the OOF score before and after, and the score over thresholds."""
+    oof = _load_oof(packed_train, oof_preds)
+    probs, truth = np.concatenate([p for p, _ in oof]), np.concatenate([t for _, t in oof])
+    chosen = choose_postprocess(probs, truth, threshold, min_area)
+    write_json(out, chosen)
+    log.info("threshold %s (%s), min_area %d (%s): OOF score %.4f -> %.4f", chosen["threshold"],
+             chosen["threshold_source"], chosen["min_area"], chosen["min_area_source"],
+             chosen["before"]["oof_map_iou"], chosen["after"]["oof_map_iou"])
+
+
+def _read_json(path: str) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def submission_step(ensemble: str, sample_submission: str, postprocess: str, out: str) -> None:
+    """Threshold and min_area of postprocess.json, encode and validate; the CSV follows sample_submission's
+    id order."""
+    chosen = _read_json(postprocess)
+    with np.load(ensemble, allow_pickle=False) as npz:
+        ids, probs = npz["ids"], npz["probs"]
+    sample_ids = pd.read_csv(sample_submission, dtype=str, keep_default_na=False)["id"].tolist()
+    masks = apply_postprocess(probs, chosen["threshold"], chosen["min_area"])
+    sub = pd.DataFrame({"id": [str(i) for i in ids], "rle_mask": [rle_encode(m) for m in masks]})
+    validate_submission(sub, sample_ids, probs.shape[1:])
+    sub = sub.set_index("id").loc[sample_ids].reset_index()
+    write_submission_csv(sub, out)
+    log.info("threshold %s, min_area %d: wrote %d rows, %d non-empty masks", chosen["threshold"],
+             chosen["min_area"], len(sub), int((sub["rle_mask"] != "").sum()))
+
+
+def cv_score_step(packed_train: str, oof_preds: list[str], folds: list[int], postprocess: str, out: str) -> None:
+    """Out-of-fold competition score over all training images and per fold: raw (top-level keys: the
+    'before' of postprocess.json, min_area 0) and post-processed (its 'after', key 'postprocessed')."""
+    chosen = _read_json(postprocess)
+    settings = {"raw": chosen["before"], "postprocessed": chosen["after"]}
+    per_fold = {name: {} for name in settings}
+    scores = {name: [] for name in settings}
+    for fold, (probs, truth) in zip(folds, _load_oof(packed_train, oof_preds)):
+        for name, setting in settings.items():
+            pred = apply_postprocess(probs, setting["threshold"], setting["min_area"])
+            fold_scores = image_scores(pred, truth)
+            per_fold[name][str(fold)] = float(fold_scores.mean())
+            scores[name].append(fold_scores)
+    overall = {name: float(np.concatenate(scores[name]).mean()) for name in settings}
+    write_json(out, {
+        "threshold": settings["raw"]["threshold"], "min_area": 0, "oof_map_iou": overall["raw"],
+        "per_fold": per_fold["raw"], "n_images": sum(len(s) for s in scores["raw"]),
+        "postprocessed": {
+            "threshold": chosen["threshold"], "threshold_source": chosen["threshold_source"],
+            "min_area": chosen["min_area"], "min_area_source": chosen["min_area_source"],
+            "oof_map_iou": overall["postprocessed"], "per_fold": per_fold["postprocessed"],
+        },
+    })
+    log.info("OOF score %.4f raw, %.4f post-processed", overall["raw"], overall["postprocessed"])

@@ -1,8 +1,8 @@
-"""Rule cv_score: out-of-fold competition score, overall and per fold."""
+"""Rule cv_score: out-of-fold competition score, raw and post-processed, overall and per fold."""
 
 from saltnet.runtime import setup_logging
 from saltnet.steps import cv_score_step
 
 setup_logging(snakemake.log[0])
 cv_score_step(snakemake.input.train, list(snakemake.input.oof), snakemake.params.folds,
-              snakemake.params.threshold, snakemake.output[0])
+              snakemake.input.postprocess, snakemake.output[0])

@@ -1,13 +1,17 @@
 """Rule predict_fold: flip-TTA probabilities of one fold's model on test and out-of-fold images."""
 
-from saltnet.allocator import preload_jemalloc
+from saltnet.allocator import preload_allocator
 
-preload_jemalloc()  # before torch is imported: re-executes under jemalloc when installed
+# Before torch is imported: re-executes under jemalloc where it measurably helps (config allocator).
+allocator = preload_allocator(snakemake.params.allocator, (snakemake.params.model, snakemake.params.size, 8))
+
+import logging
 
 from saltnet.runtime import set_threads, setup_logging
 from saltnet.steps import predict_step
 
 setup_logging(snakemake.log[0])
+logging.getLogger("saltnet").info("allocator: %s", allocator)
 set_threads(snakemake.threads)
 predict_step(
     model_name=snakemake.params.model,
@@ -21,5 +25,6 @@ predict_step(
     out_oof=snakemake.output.oof,
     lock_dir=snakemake.params.lock_dir,
     gpu_slots=snakemake.params.gpu_slots,
+    bf16=snakemake.params.bf16,
     **snakemake.params.predict,
 )

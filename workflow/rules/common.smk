@@ -2,7 +2,10 @@ import os
 
 from snakemake.utils import validate
 
+from saltnet.configschema import coerce_config, load_schema
 
+# --config delivers 'false', '0.4', {n: '3'} as strings: read them as the schema's types first.
+coerce_config(config, load_schema(workflow.source_path("../schemas/config.schema.yaml")))
 validate(config, schema="../schemas/config.schema.yaml")
 
 FOLDS = list(range(config["folds"]["n"]))
@@ -17,7 +20,7 @@ wildcard_constraints:
 
 
 # Rules that are cheap or need internet run where snakemake runs (the login node), not as cluster jobs.
-localrules: make_demo_data, pack_data, split_folds, run_info, ensemble, submission, cv_score, fetch_encoder_weights
+localrules: make_demo_data, pack_data, split_folds, run_info, ensemble, postprocess, submission, cv_score, fetch_encoder_weights
 
 
 def encoder_weights_path():
@@ -27,7 +30,11 @@ def encoder_weights_path():
         return config["encoder_weights"]
     from saltnet.models.registry import get_model_spec  # imports torch, so only when needed
 
-    return f"resources/weights/{get_model_spec(config['model']).encoder}.pth"
+    encoder = get_model_spec(config["model"]).encoder
+    if encoder is None:
+        raise ValueError(f"config key encoder_weights: model {config['model']!r} has no ImageNet encoder "
+                         "(it trains from random init); set encoder_weights: none")
+    return f"resources/weights/{encoder}.pth"
 
 
 ENCODER_WEIGHTS = encoder_weights_path()
@@ -40,7 +47,7 @@ def get_encoder_weights(wildcards):
 
 def stage_settings(stage):
     """TrainSettings keyword arguments for stage 'train' or 'finetune'."""
-    keys = ("model", "encoder_weights", "loss", "seed", "bf16")
+    keys = ("model", "encoder_weights", "loss", "seed", "bf16", "augment", "valid_fraction")
     return {**{k: config[k] for k in keys}, "encoder_weights": ENCODER_WEIGHTS, **config[stage]}
 
 

@@ -11,8 +11,10 @@ rule predict_fold:
         model=config["model"],
         size=config["finetune"]["size"],
         predict=config.get("predict", {}),
+        bf16=config["bf16"],
         lock_dir=LOCK_DIR,
         gpu_slots=config.get("gpu_slots"),
+        allocator=config["allocator"],
     threads: 8
     resources:
         gpu=1,
@@ -41,15 +43,34 @@ rule ensemble:
         "../../src/scripts/ensemble.py"
 
 
+# Threshold and min_area (masks with fewer pixels are emptied): searched on the out-of-fold
+# predictions of all folds where the config says auto, else kept as given; scored either way.
+rule postprocess:
+    input:
+        train=rules.pack_data.output.train,
+        oof=expand(rules.predict_fold.output.oof, fold=FOLDS),
+    output:
+        "results/postprocess.json",
+    params:
+        threshold=config["threshold"],
+        min_area=config["min_area"],
+    log:
+        "logs/postprocess/postprocess.log",
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../../src/scripts/postprocess.py"
+
+
 rule submission:
     input:
         ensemble=rules.ensemble.output[0],
+        postprocess=rules.postprocess.output[0],
         data_dir=DATA_DIR,
     output:
         "results/submission.csv",
     params:
         sample=os.path.join(DATA_DIR, "sample_submission.csv"),
-        threshold=config["threshold"],
     log:
         "logs/submission/submission.log",
     conda:
@@ -62,11 +83,11 @@ rule cv_score:
     input:
         train=rules.pack_data.output.train,
         oof=expand(rules.predict_fold.output.oof, fold=FOLDS),
+        postprocess=rules.postprocess.output[0],
     output:
         "results/cv_score.json",
     params:
         folds=FOLDS,
-        threshold=config["threshold"],
     log:
         "logs/cv_score/cv_score.log",
     conda:

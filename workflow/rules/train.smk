@@ -12,6 +12,7 @@ rule train_fold:
         work_dir="results/checkpoints/train/fold{fold}",
         lock_dir=LOCK_DIR,
         gpu_slots=config.get("gpu_slots"),
+        allocator=config["allocator"],
     threads: 8
     resources:
         gpu=1,
@@ -41,6 +42,7 @@ use rule train_fold as finetune_fold with:
         work_dir="results/checkpoints/finetune/fold{fold}",
         lock_dir=LOCK_DIR,
         gpu_slots=config.get("gpu_slots"),
+        allocator=config["allocator"],
     log:
         "logs/finetune_fold/fold{fold}.log",
     benchmark:

@@ -15,8 +15,13 @@ class ModelSpec:
     """builder(encoder_weights, size) -> nn.Module mapping (N, 3, S, S) to (N, 1, S, S) logits."""
 
     builder: Callable[..., nn.Module]
-    encoder: str
+    encoder: str | None  # ImageNet encoder whose weights `encoder_weights: imagenet` fetches; None: none
     min_size: int = 32  # five stride-2 stages: smaller inputs vanish in the bottleneck
+    native_input: bool = False  # takes the native 101 px images and fits them to `size` itself (pads)
+
+    def input_size(self, size: int, native: int) -> int:
+        """Side of the images the loaders feed the model built for `size` px."""
+        return native if self.native_input else size
 
 
 def _unet_resnet34(**kwargs) -> nn.Module:
@@ -31,9 +36,16 @@ def _hypercolumn(**kwargs) -> nn.Module:
     return hypercolumn_se_resnext50(**kwargs)
 
 
+def _resunet_scse(**kwargs) -> nn.Module:
+    from .resunet import resunet_scse
+
+    return resunet_scse(**kwargs)
+
+
 MODELS: dict[str, ModelSpec] = {
     "unet_resnet34": ModelSpec(_unet_resnet34, encoder="resnet34"),
     "hypercolumn_se_resnext50": ModelSpec(_hypercolumn, encoder="se_resnext50_32x4d"),
+    "resunet_scse": ModelSpec(_resunet_scse, encoder=None, native_input=True),
 }
 
 

@@ -1,0 +1,248 @@
+"""Training and inference speed of every registered model, next to segmentation_models_pytorch's U-Net.
+
+`make bench` (`python -m saltnet.bench --out results/bench.json`) times, for each model in
+`saltnet.models.MODELS` and for smp's `Unet('resnet34')` (the reference a user would pick instead),
+at the config's `train.size` and `finetune.size`: a training step (forward, symmetric Lovász loss on
+a random 0/1 target, backward, Adam step) and an inference forward, in fp32 and under bf16 autocast,
+channels_last, random init. Each row names the machine it ran on, so every speed claim can cite one.
+Run as a module it re-runs itself under jemalloc when installed, as the pipeline's GPU rules do
+(allocator.py); SALTNET_JEMALLOC=0 measures the system allocator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+import yaml
+from torch import nn
+
+from .allocator import JEMALLOC_PATHS
+from .losses import get_loss
+from .models import MODELS, build_model
+from .precision import cpu_info
+
+__all__ = ["SMP_NAME", "machine_info", "time_steps", "bench_model", "add_ratios", "format_table", "run", "main"]
+
+SMP_NAME = "smp_unet_resnet34"
+MODES = ("train", "infer")
+PRECISIONS = ("fp32", "bf16")
+WARMUP_STEPS = 1  # the first step builds oneDNN/cuDNN primitives and allocates; never timed
+
+
+def _build_smp(size: int) -> nn.Module:
+    import segmentation_models_pytorch as smp  # optional extra `bench`: checked in _builders
+
+    return smp.Unet("resnet34", encoder_weights=None, classes=1)  # None: random init, no download
+
+
+def _builders(names: list[str]) -> dict[str, Callable[[int], nn.Module]]:
+    """name -> builder(size); smp is left out, with a note on stderr, when it is not installed."""
+    builders = {name: (lambda size, name=name: build_model(name, "none", size)) for name in names if name in MODELS}
+    if SMP_NAME in names:
+        try:
+            import segmentation_models_pytorch  # noqa: F401
+            builders[SMP_NAME] = _build_smp
+        except ImportError:
+            print(f"note: segmentation_models_pytorch is not installed, {SMP_NAME} is skipped "
+                  "(pip install -e '.[bench]')", file=sys.stderr)
+    return builders
+
+
+def _allocator() -> str:
+    if "jemalloc" in os.environ.get("LD_PRELOAD", ""):
+        return "jemalloc"
+    try:
+        return "jemalloc" if "jemalloc" in Path("/proc/self/maps").read_text() else "system"
+    except OSError:
+        return "system"
+
+
+def machine_info(device: torch.device) -> dict:
+    """device (cpu or the CUDA name), CPU facts, native_bf16 of the device computing, threads, allocator,
+    load_avg_1m at the start (2 threads on 2 busy cores ran 3x slower than 1 here: busy-machine rows mislead)."""
+    info = dict(cpu_info(), threads=torch.get_num_threads(), allocator=_allocator(), device="cpu",
+                load_avg_1m=round(os.getloadavg()[0], 2))
+    if device.type == "cuda":
+        info.update(device=torch.cuda.get_device_name(device), native_bf16=torch.cuda.is_bf16_supported())
+    return info
+
+
+def time_steps(step: Callable[[], None], sync: Callable[[], None], min_steps: int, min_seconds: float,
+               max_seconds: float) -> tuple[int, float]:
+    """Warm up, then time `step` until min_steps and min_seconds are reached -> (steps, seconds).
+
+    The row stops early once it has run max_seconds, warm-up included, but times at least one step:
+    a step of emulated bf16 can take longer than max_seconds by itself.
+    """
+    row_start = time.perf_counter()
+    for _ in range(WARMUP_STEPS):
+        step()
+    sync()
+    steps, start = 0, time.perf_counter()
+    while True:
+        step()
+        sync()
+        steps, now = steps + 1, time.perf_counter()
+        if now - row_start >= max_seconds or (steps >= min_steps and now - start >= min_seconds):
+            return steps, now - start
+
+
+def _train_step(model: nn.Module, x: torch.Tensor, target: torch.Tensor, bf16: bool) -> Callable[[], None]:
+    """x: (N, 3, S, S) float; target: (N, 1, S', S') in {0,1} -> one forward+loss+backward+Adam step."""
+    loss_fn, optimizer = get_loss("symmetric_lovasz"), torch.optim.Adam(model.parameters(), lr=1e-4)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = loss_fn(model(x).float(), target)
+        loss.backward()
+        optimizer.step()
+    return step
+
+
+def _infer_step(model: nn.Module, x: torch.Tensor, bf16: bool) -> Callable[[], None]:
+    """x: (N, 3, S, S) float -> one forward under inference_mode."""
+    def step():
+        with torch.inference_mode(), torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+            model(x)
+    return step
+
+
+def bench_model(model: nn.Module, size: int, device: torch.device, args: argparse.Namespace) -> list[dict]:
+    """Rows for one built model at `size`, every selected mode and precision; inputs (N, 3, S, S)."""
+    input_size = getattr(model, "input_size", size)  # a model built for `size` may take another input size
+    model = model.to(device).to(memory_format=torch.channels_last)
+    x = torch.randn(args.batch_size, 3, input_size, input_size, device=device)
+    x = x.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        out_shape = model.eval()(x[:1]).shape[1:]
+    target = torch.randint(0, 2, (args.batch_size, *out_shape), device=device).float()
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    rows = []
+    for mode in args.modes:
+        model.train(mode == "train")
+        for precision in args.precisions:
+            bf16 = precision == "bf16"
+            step = _train_step(model, x, target, bf16) if mode == "train" else _infer_step(model, x, bf16)
+            steps, seconds = time_steps(step, sync, args.min_steps, args.min_seconds, args.max_seconds)
+            rows.append(dict(mode=mode, precision=precision, size=size, input_size=input_size,
+                             batch_size=args.batch_size, img_per_s=steps * args.batch_size / seconds,
+                             steps=steps, seconds=seconds))
+    return rows
+
+
+def add_ratios(rows: list[dict]) -> list[dict]:
+    """Set ratio_to_smp: img/s over smp's at the same mode, precision and size (None without one)."""
+    smp = {(r["mode"], r["precision"], r["size"]): r["img_per_s"] for r in rows if r["model"] == SMP_NAME}
+    for row in rows:
+        ref = smp.get((row["mode"], row["precision"], row["size"]))
+        row["ratio_to_smp"] = row["img_per_s"] / ref if ref else None
+    return rows
+
+
+def _sort_key(row: dict) -> tuple:
+    return MODES.index(row["mode"]), row["size"], PRECISIONS.index(row["precision"]), row["model"]
+
+
+def format_table(rows: list[dict], m: dict) -> str:
+    """The machine line (`m`: machine_info), then a markdown table sorted by mode, size, precision, model."""
+    lines = [f"machine: {m['device']}; CPU {m['cpu_model']} ({m['cpu_capability']}); native bf16: "
+             f"{m['native_bf16']}; threads: {m['threads']}; allocator: {m['allocator']}; load average at start: "
+             f"{m['load_avg_1m']}; torch {torch.__version__}",
+             "", "| model | mode | precision | size | batch | img/s | steps | seconds | vs smp |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in sorted(rows, key=_sort_key):
+        size = r["size"] if r["input_size"] == r["size"] else f"{r['size']} (input {r['input_size']})"
+        ratio = "" if r["ratio_to_smp"] is None else f"{r['ratio_to_smp']:.2f}x"
+        lines.append(f"| {r['model']} | {r['mode']} | {r['precision']} | {size} | {r['batch_size']} | "
+                     f"{r['img_per_s']:.1f} | {r['steps']} | {r['seconds']:.2f} | {ratio} |")
+    return "\n".join(lines)
+
+
+def _config_sizes(configfile: str) -> list[int]:
+    config = yaml.safe_load(Path(configfile).read_text())
+    return [int(config["train"]["size"]), int(config["finetune"]["size"])]
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
+def _parser() -> argparse.ArgumentParser:
+    names = [*MODELS, SMP_NAME]
+    p = argparse.ArgumentParser(prog="python -m saltnet.bench", description=__doc__.split("\n")[0])
+    p.add_argument("--configfile", default="config.yaml", help="sizes from its train.size and finetune.size")
+    p.add_argument("--sizes", type=_positive_int, nargs="+", help="image sizes in px (overrides --configfile)")
+    p.add_argument("--models", nargs="+", choices=names, default=names, metavar="MODEL",
+                   help=f"default: all of {', '.join(names)}")
+    p.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    p.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS))
+    p.add_argument("--batch-size", type=_positive_int, default=16)
+    p.add_argument("--min-steps", type=_positive_int, default=3, help="timed steps at least (after 1 warm-up step)")
+    p.add_argument("--min-seconds", type=float, default=2.0, help="timed seconds at least")
+    p.add_argument("--max-seconds", type=float, default=20.0,
+                   help="stop a row after this, warm-up included, even at 1 timed step")
+    p.add_argument("--out", help="write the rows as a JSON list here")
+    return p
+
+
+def run(args: argparse.Namespace, sizes: list[int], device: torch.device, machine: dict) -> list[dict]:
+    """One row per selected model, size, mode and precision, with the machine's fields."""
+    rows = []
+    for name, build in _builders(args.models).items():
+        for size in sizes:
+            torch.manual_seed(0)
+            try:
+                model = build(size)
+            except ValueError as err:  # e.g. a size below the model's minimum
+                print(f"note: {name} at {size} px skipped: {err}", file=sys.stderr)
+                continue
+            for row in bench_model(model, size, device, args):
+                rows.append({"model": name, **row, **machine})
+                print(f"{name} {row['mode']} {row['precision']} {size} px: {row['img_per_s']:.1f} img/s",
+                      file=sys.stderr, flush=True)
+            del model
+    return add_ratios(rows)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    """Measure on CUDA if there is a GPU, else on the CPU; print the table, write --out; return the rows."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not args.sizes and not Path(args.configfile).is_file():
+        parser.error(f"no --sizes and no config file {args.configfile!r} to read train.size and finetune.size from")
+    sizes = list(dict.fromkeys(args.sizes or _config_sizes(args.configfile)))
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    machine = machine_info(device)
+    if device.type == "cpu" and machine["load_avg_1m"] > 0.5 * (os.cpu_count() or 1):
+        print(f"note: load average {machine['load_avg_1m']} on {os.cpu_count()} cores: other processes will "
+              "slow these timings down", file=sys.stderr)
+    rows = run(args, sizes, device, machine)
+    print(format_table(rows, machine))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(rows, indent=1) + "\n")
+    return rows
+
+
+def _rerun_under_jemalloc() -> None:
+    """Re-exec `python -m saltnet.bench` with jemalloc preloaded, as allocator.preload_jemalloc does."""
+    path = next((p for p in JEMALLOC_PATHS if os.path.exists(p)), None)
+    if path is None or os.environ.get("SALTNET_JEMALLOC", "1") == "0" or _allocator() == "jemalloc":
+        return
+    env = {**os.environ, "LD_PRELOAD": f"{path} {os.environ.get('LD_PRELOAD', '')}".strip()}
+    os.execve(sys.executable, [sys.executable, "-m", "saltnet.bench", *sys.argv[1:]], env)
+
+
+if __name__ == "__main__":
+    _rerun_under_jemalloc()
+    main()

@@ -1,0 +1,176 @@
+"""Post-processing of probabilities into masks: a threshold, then empty every mask smaller than min_area.
+
+Predicted masks of a few pixels are mostly noise on images without salt, and the competition metric
+scores a non-empty prediction on an empty truth 0, the empty prediction 1. Emptying small predicted
+masks was used in the 1st-place solution (ybabakhin/kaggle_salt_bes_phalanx, utils.py at commit
+f66a0db: masks of 5 pixels or fewer are emptied); we choose the threshold and min_area on the
+out-of-fold predictions instead of fixing them.
+
+Every (threshold, min_area) pair of the grid is scored in closed form: per threshold the images are
+scored and their predicted areas counted once; a mask that min_area empties then scores 1 if its
+truth is empty and 0 otherwise, so no pair is scored twice.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .metric import THRESHOLDS_PCT, image_scores
+
+__all__ = ["AUTO", "DEFAULT_THRESHOLDS", "DEFAULT_MIN_AREAS", "apply_postprocess", "score_grid",
+           "search_postprocess", "choose_postprocess"]
+
+AUTO = "auto"  # config value: search the setting on the out-of-fold predictions
+DEFAULT_THRESHOLDS = np.arange(20, 81, 2) / 100  # 0.20, 0.22, ..., 0.80
+DEFAULT_MIN_AREAS = np.arange(0, 301, 5)  # pixels of the 101x101 mask: 0, 5, ..., 300
+BASELINE_THRESHOLD = 0.5  # the "before" of an auto threshold: the plain 0.5 cut
+
+
+def _check_threshold(threshold: float) -> None:
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+
+
+def _check_min_area(min_area: int) -> None:
+    if min_area < 0 or int(min_area) != min_area:
+        raise ValueError(f"min_area must be a whole number of pixels >= 0, got {min_area}")
+
+
+def _binarize(probs: np.ndarray, threshold: float, chunk: int = 1024) -> np.ndarray:
+    """The one place a threshold is applied, always in float32 (exact for the float16 probabilities of
+    predict_fold), so the search on OOF and the submission cut at the same value. In chunks: a
+    float32 copy of the whole test set would double its memory."""
+    probs, cut = np.asarray(probs), np.float32(threshold)
+    out = np.empty(probs.shape, dtype=bool)
+    for start in range(0, len(probs), chunk):
+        out[start:start + chunk] = np.asarray(probs[start:start + chunk], dtype=np.float32) > cut
+    return out
+
+
+def apply_postprocess(probs: np.ndarray, threshold: float, min_area: int) -> np.ndarray:
+    """probs (N, H, W) float -> (N, H, W) bool: `probs > threshold`, then masks of fewer than
+    `min_area` pixels emptied. The input is not modified."""
+    _check_threshold(threshold)
+    _check_min_area(min_area)
+    masks = _binarize(probs, threshold)
+    masks[masks.sum(axis=(1, 2)) < min_area] = False
+    return masks
+
+
+def _hits_and_areas(probs: np.ndarray, truth: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """(N,) int hits (score * 10, exact integers) and (N,) predicted areas at one threshold."""
+    pred = _binarize(probs, threshold)
+    hits = np.rint(image_scores(pred, truth) * len(THRESHOLDS_PCT)).astype(np.int64)
+    return hits, pred.sum(axis=(1, 2))
+
+
+def _total_hits(probs: np.ndarray, truth: np.ndarray, thresholds: np.ndarray, min_areas: np.ndarray) -> np.ndarray:
+    """(T, M) int64 sum over images of hits; exact, so equal scores compare equal."""
+    empty_hits = np.where(truth.any(axis=(1, 2)), 0, len(THRESHOLDS_PCT))  # score of an emptied mask
+    totals = np.empty((len(thresholds), len(min_areas)), dtype=np.int64)
+    for row, threshold in enumerate(thresholds):
+        hits, areas = _hits_and_areas(probs, truth, threshold)
+        order = np.argsort(areas, kind="stable")
+        lost = np.concatenate([[0], np.cumsum(hits[order] - empty_hits[order])])  # by images emptied
+        emptied = np.searchsorted(areas[order], min_areas, side="left")  # images with area < min_area
+        totals[row] = hits.sum() - lost[emptied]
+    return totals
+
+
+def _grids(thresholds: Sequence[float], min_areas: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Checked 1-d grids: thresholds float64 in [0, 1], min_areas int64 >= 0."""
+    thresholds, min_areas = np.ravel(thresholds).astype(float), np.ravel(min_areas)
+    if thresholds.size == 0 or min_areas.size == 0:
+        raise ValueError(f"empty grid: {thresholds.size} thresholds, {min_areas.size} min_areas")
+    for threshold in thresholds:
+        _check_threshold(threshold)
+    for min_area in min_areas:
+        _check_min_area(min_area)
+    return thresholds, min_areas.astype(np.int64)
+
+
+def _totals(probs: np.ndarray, masks: np.ndarray, thresholds: Sequence[float],
+            min_areas: Sequence[int]) -> np.ndarray:
+    truth = np.asarray(masks).astype(bool)
+    if np.shape(probs) != truth.shape or truth.ndim != 3 or len(truth) == 0:
+        raise ValueError(f"expected probs and masks of one (N, H, W) shape with N > 0, "
+                         f"got {np.shape(probs)} and {truth.shape}")
+    probs = np.asarray(probs, dtype=np.float32)  # once, not per threshold (float16 compares are slow)
+    return _total_hits(probs, truth, *_grids(thresholds, min_areas))
+
+
+def score_grid(probs: np.ndarray, masks: np.ndarray, thresholds: Sequence[float],
+               min_areas: Sequence[int]) -> np.ndarray:
+    """(T, M) float64 mean competition score of every (threshold, min_area) pair.
+
+    probs (N, H, W) float, masks (N, H, W) {0, 1} or bool: the truth. Equals scoring
+    ``apply_postprocess(probs, t, m)`` for each pair, without thresholding more than once per t.
+    """
+    return _totals(probs, masks, thresholds, min_areas) / (len(THRESHOLDS_PCT) * len(masks))
+
+
+def search_postprocess(probs: np.ndarray, masks: np.ndarray, thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+                       min_areas: Sequence[int] = DEFAULT_MIN_AREAS,
+                       default_threshold: float = BASELINE_THRESHOLD) -> dict:
+    """The (threshold, min_area) of the grids with the best mean score of probs (N, H, W) against masks.
+
+    Ties go to the threshold nearest `default_threshold` (then the lower one), then the smaller
+    min_area. Returns the choice and its score, the score at (`default_threshold`, 0), and the curve
+    of the score over the thresholds of DEFAULT_THRESHOLDS and the searched ones, at the chosen
+    min_area and at min_area 0 (for a plot).
+    """
+    thresholds, min_areas = _grids(thresholds, min_areas)
+    _check_threshold(default_threshold)
+    axis_t = np.unique(np.concatenate([DEFAULT_THRESHOLDS, thresholds, [default_threshold]]))
+    axis_m = np.unique(np.concatenate([min_areas, [0]]))
+    totals = _totals(probs, masks, axis_t, axis_m)  # integers, so equal scores tie exactly
+    scores = totals / (len(THRESHOLDS_PCT) * len(masks))
+
+    def cell(t: float, m: int) -> tuple[int, int]:
+        return int(np.searchsorted(axis_t, t)), int(np.searchsorted(axis_m, m))
+
+    def rank(pair: tuple[float, int]) -> tuple:
+        t, m = pair
+        return -totals[cell(t, m)], round(abs(t - default_threshold), 9), t, m
+
+    pairs = [(float(t), int(m)) for t in np.unique(thresholds) for m in np.unique(min_areas)]
+    best_t, best_m = min(pairs, key=rank)
+    best_col = cell(best_t, best_m)[1]
+    return {
+        "threshold": best_t, "min_area": best_m, "score": float(scores[cell(best_t, best_m)]),
+        "default": {"threshold": float(default_threshold), "min_area": 0,
+                    "score": float(scores[cell(default_threshold, 0)])},
+        "curve": {"threshold": axis_t.tolist(), "min_area": best_m, "score": scores[:, best_col].tolist(),
+                  "score_min_area_0": scores[:, 0].tolist()},
+        "n_images": len(masks),
+    }
+
+
+def _settle(value: float | str, grid: np.ndarray, name: str) -> tuple[Sequence[float], str]:
+    """Config value -> (grid to search, how it was chosen)."""
+    if isinstance(value, str):
+        if value != AUTO:
+            raise ValueError(f"{name} must be a number or {AUTO!r}, got {value!r}")
+        return grid, "searched on OOF"
+    return [value], "fixed in config"
+
+
+def choose_postprocess(probs: np.ndarray, masks: np.ndarray, threshold: float | str = AUTO,
+                       min_area: int | str = AUTO) -> dict:
+    """Settle config `threshold` and `min_area` (each a number, or 'auto': searched on these
+    out-of-fold predictions) and report the score before (the fixed threshold, or 0.5 when searched;
+    min_area 0) and after. An 'after' searched on the same images is optimistic."""
+    thresholds, threshold_source = _settle(threshold, DEFAULT_THRESHOLDS, "threshold")
+    min_areas, min_area_source = _settle(min_area, DEFAULT_MIN_AREAS, "min_area")
+    baseline = BASELINE_THRESHOLD if threshold == AUTO else threshold
+    found = search_postprocess(probs, masks, thresholds, min_areas, default_threshold=baseline)
+    return {
+        "threshold": found["threshold"], "threshold_source": threshold_source,
+        "min_area": found["min_area"], "min_area_source": min_area_source,
+        "before": {"threshold": found["default"]["threshold"], "min_area": 0,
+                   "oof_map_iou": found["default"]["score"]},
+        "after": {"threshold": found["threshold"], "min_area": found["min_area"], "oof_map_iou": found["score"]},
+        "curve": found["curve"], "n_images": found["n_images"],
+    }

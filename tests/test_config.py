@@ -1,0 +1,133 @@
+"""Config keys as a user types them on `snakemake --config`: coerced to the schema's types, clear errors."""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import pytest
+import yaml
+from snakemake.cli import parse_config
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from conftest import REPO, TINY_CONFIG, run_snakemake
+from saltnet.configschema import coerce_config, load_schema
+
+SCHEMA_PATH = REPO / "workflow/schemas/config.schema.yaml"
+SCHEMA = load_schema(SCHEMA_PATH)
+
+
+def coerced(**overrides) -> dict:
+    """TINY_CONFIG with `overrides` merged as `snakemake --config` would, then coerced."""
+    config = copy.deepcopy(TINY_CONFIG)
+    for key, value in overrides.items():
+        config[key] = {**config[key], **value} if isinstance(value, dict) and key in config else value
+    return coerce_config(config, SCHEMA)
+
+
+# --- what Snakemake itself delivers (the reason for the coercion) ----------------------------------
+
+@pytest.mark.parametrize("entry, delivered", [
+    ("bf16=false", {"bf16": "false"}),          # only True/False become booleans
+    ("bf16=False", {"bf16": False}),
+    ("threshold=0.4", {"threshold": 0.4}),
+    ("folds={n: 3}", {"folds": {"n": "3"}}),    # YAML BaseLoader: every nested scalar a string
+    ("gpu_slots=null", {"gpu_slots": "null"}),
+    ("gpu_slots=", {"gpu_slots": None}),
+])
+def test_what_snakemake_delivers(entry, delivered):
+    assert parse_config([entry]) == delivered
+
+
+def test_snakemake_refuses_dotted_keys_itself():
+    with pytest.raises(ValueError, match="valid identifier"):
+        parse_config(["folds.n=3"])
+
+
+# --- coerce_config on hand-made dicts ----------------------------------------------------------------
+
+@pytest.mark.parametrize("text, value", [
+    ("false", False), ("False", False), ("true", True), ("True", True), ("auto", "auto"), (False, False),
+])
+def test_bf16_forms(text, value):
+    bf16 = coerced(bf16=text)["bf16"]
+    assert bf16 == value and type(bf16) is type(value)
+
+
+def test_numbers_and_null():
+    config = coerced(threshold="0.4", seed="7", gpu_slots="null")
+    assert config["threshold"] == 0.4 and config["seed"] == 7 and config["gpu_slots"] is None
+    assert type(config["seed"]) is int
+
+
+def test_nested_object_values():
+    config = coerced(folds={"n": "3"}, train={"lr": "1e-3", "epochs": "2"}, predict={"tta": "false"})
+    assert config["folds"] == {"n": 3, "seed": 42}
+    assert config["train"]["lr"] == 1e-3 and config["train"]["epochs"] == 2
+    assert config["predict"]["tta"] is False
+
+
+def test_object_given_as_a_string():
+    config = coerce_config({"folds": "{n: 3, seed: 7}"}, SCHEMA)
+    assert config["folds"] == {"n": 3, "seed": 7}
+
+
+def test_strings_the_schema_wants_stay_strings():
+    config = coerced(data_dir="true", encoder_weights="none", model="unet_resnet34")
+    assert config["data_dir"] == "true" and config["encoder_weights"] == "none"
+
+
+@pytest.mark.parametrize("key, text, fragment", [
+    ("bf16", "maybe", "'maybe' is not one of ['auto', True, False]"),
+    ("threshold", "high", "'high' does not match '^auto$'"),
+    ("gpu_slots", "None", "'None' is not of type 'integer', 'null'"),
+])
+def test_bad_value_stays_a_string_for_the_schema_to_refuse(key, text, fragment):
+    config = coerced(**{key: text})
+    assert config[key] == text
+    with pytest.raises(WorkflowError) as error:
+        validate(config, schema=str(SCHEMA_PATH))
+    assert fragment in str(error.value)
+
+
+def test_partial_folds_gets_the_seed_default_from_the_schema():
+    config = {key: value for key, value in TINY_CONFIG.items() if key != "folds"}
+    config["folds"] = {"n": "3"}  # a config file without folds, plus --config 'folds={n: 3}'
+    validate(coerce_config(config, SCHEMA), schema=str(SCHEMA_PATH))
+    assert config["folds"] == {"n": 3, "seed": 42}
+
+
+@pytest.mark.parametrize("key, value, hint", [
+    ("folds.n", 3, "write --config 'folds={n: 3}'"),
+    ("train.epochs", 5, "write --config 'train={epochs: 5}'"),
+])
+def test_dotted_key_names_the_key_and_the_fix(key, value, hint):
+    with pytest.raises(ValueError) as error:
+        coerce_config({**TINY_CONFIG, key: value}, SCHEMA)
+    assert f"config key {key!r}: Snakemake does not nest keys with dots" in str(error.value)
+    assert hint in str(error.value)
+
+
+# --- real dry runs -------------------------------------------------------------------------------------
+
+def test_dry_run_accepts_config_as_typed(tiny_workdir):
+    proc = run_snakemake(tiny_workdir, "-n", "--config", "bf16=false", "threshold=0.4", "folds={n: 3}")
+    assert set(re.findall(r"logs/train_fold/fold(\d+)\.log", proc.stdout)) == {"0", "1", "2"}, proc.stdout[-2000:]
+    assert re.search(r"^train_fold\s+3$", proc.stdout, re.MULTILINE)
+
+
+def test_dry_run_dotted_key_in_config_file_names_the_fix(tiny_workdir):
+    extra = tiny_workdir / "extra.yaml"
+    extra.write_text(yaml.safe_dump({"folds.n": 3}))
+    proc = run_snakemake(tiny_workdir, "-n", "--configfile", str(tiny_workdir / "config.yaml"), str(extra),
+                         check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "config key 'folds.n': Snakemake does not nest keys with dots; write --config 'folds={n: 3}'" in output
+
+
+def test_dry_run_dotted_key_on_command_line_is_refused(tiny_workdir):
+    proc = run_snakemake(tiny_workdir, "-n", "--config", "folds.n=3", check=False)
+    assert proc.returncode != 0  # Snakemake refuses it before the Snakefile runs, so with its own words
+    assert "Config entry must start with a valid identifier" in proc.stdout + proc.stderr
