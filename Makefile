@@ -5,8 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 CORES ?= all
+DATA_DIR ?= ../shared/data/tgs
 
-.PHONY: demo test lint bench clean-demo
+.PHONY: demo test lint bench clean-demo ablation
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -26,3 +27,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	mkdir -p results
 	$(VENV)/bin/python -m saltnet.bench --out results/bench.json
+
+# What each recipe part buys on the real data: short one-fold proxies (about 8 min each on 2 cores).
+ablation: $(STAMP)
+	$(VENV)/bin/python -m saltnet.ablate --data-dir $(DATA_DIR) --out results/ablation.json

@@ -179,7 +179,7 @@ def test_bad_data_stops_the_dag_at_pack_and_leaves_no_output(data, tmp_path):
 # --- config errors: caught by the schema (or common.smk) before any job starts -------------------
 
 CONFIG_CASES = {
-    "unknown model": ({"model": "unet_vgg16"}, ["unet_vgg16", "unet_resnet34", "hypercolumn_se_resnext50"]),
+    "unknown model": ({"model": "unet_vgg16"}, ["unet_vgg16", "unet_resnet34", "hypercolumn_se_resnext50", "resunet_scse", "resunet_scse_resized"]),
     "unknown loss": ({"loss": "dice"}, ["dice", "lovasz_hinge", "symmetric_lovasz", "bce"]),
     "unknown encoder weights": ({"encoder_weights": "imagnet"}, ["encoder_weights", "imagnet", "none", "imagenet"]),
     "one fold": ({"folds": {"n": 1, "seed": 0}}, ["1 is less than the minimum of 2", "folds"]),

@@ -67,3 +67,12 @@ def test_losses_have_gradients_and_registry_lists_choices():
         logits.grad = None
     with pytest.raises(KeyError, match="symmetric_lovasz"):
         get_loss("dice")
+
+
+def test_bce_dice_is_small_for_a_confident_right_answer_and_large_for_a_wrong_one():
+    target = torch.zeros(2, 1, 8, 8)
+    target[0, :, 2:6, 2:6] = 1  # image 1 is empty: Dice of an empty prediction is 1 there
+    right, wrong = (target * 2 - 1) * 20, (1 - target * 2) * 20
+    loss = get_loss("bce_dice")
+    assert loss(right, target) < 1e-3
+    assert loss(wrong, target) > 10

@@ -3,17 +3,51 @@
 import pytest
 import torch
 
-from saltnet.models import MODELS, build_model
+from saltnet.models import MODELS, build_model, get_model_spec
 from saltnet.models.encoders import build_encoder
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 @pytest.mark.parametrize("size", [128, 224])
 def test_output_has_input_size(name, size):
+    """Models that pad (resunet_scse) take and return the native 101 px; the others `size` px."""
+    side = get_model_spec(name).input_size(size, 101)
     model = build_model(name, "none", size).eval()
     with torch.no_grad():
-        out = model(torch.randn(1, 3, size, size))
-    assert out.shape == (1, 1, size, size)
+        out = model(torch.randn(1, 3, side, side))
+    assert out.shape == (1, 1, side, side)
+
+
+@pytest.mark.parametrize("size", [64, 128, 160])
+def test_resunet_pads_up_or_resizes_down_and_keeps_101_px(size):
+    model = build_model("resunet_scse", "none", size).eval()
+    seen = []
+    model.net.register_forward_hook(lambda module, args, out: seen.append((args[0].shape[-1], out.shape[-1])))
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, 101, 101)).shape == (2, 1, 101, 101)
+    assert seen == [(size, size)]  # the network itself ran at `size`
+
+
+def test_resunet_padding_is_a_reflection_and_the_crop_is_centred():
+    """A network that returns its input's first channel shows what FitToSize fed it and kept."""
+    from saltnet.models.resunet import FitToSize
+
+    x = torch.randn(1, 3, 101, 101)
+    fitted = FitToSize(torch.nn.Conv2d(3, 1, 1, bias=False), 128)
+    fed = []
+    fitted.net.register_forward_hook(lambda module, args, out: fed.append(args[0]))
+    with torch.no_grad():
+        fitted.net.weight.copy_(torch.tensor([1.0, 0, 0]).view(1, 3, 1, 1))
+        assert torch.equal(fitted(x), x[:, :1])  # the crop returns exactly the original pixels
+    padded = fed[0][0, 0]  # 13 rows/columns before, 14 after, mirrored without repeating the edge
+    assert torch.equal(padded[13:114, 13:114], x[0, 0])
+    assert torch.equal(padded[13 - 5, 13:114], x[0, 0, 5]) and torch.equal(padded[113 + 7, 13:114], x[0, 0, 100 - 7])
+    assert torch.equal(padded[13:114, 13 - 3], x[0, 0, :, 3])
+
+
+def test_resunet_trains_from_random_init_only():
+    with pytest.raises(ValueError, match="encoder_weights: none"):
+        build_model("resunet_scse", "imagenet", 128)
 
 
 def test_hypercolumn_takes_sizes_that_are_not_multiples_of_32():

@@ -8,6 +8,8 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+import yaml
 
 from conftest import REPO, SNAKEMAKE, run_snakemake, write_config
 from saltnet.rle import rle_decode
@@ -64,6 +66,27 @@ def test_scores_history_and_provenance(finished_run):
     assert probs.dtype == np.float16 and probs.shape == (8, 101, 101) and 0 <= probs.min() <= probs.max() <= 1
     info = json.loads((finished_run / "results/run_info.json").read_text())
     assert info["config"]["folds"]["n"] == 2 and info["packages"]["torch"] == "2.14.1" and "git_commit" in info
+
+
+def test_precision_and_allocator_choices_reach_every_job(finished_run):
+    """bf16: auto is resolved in each job, training and prediction alike, and said with its reason."""
+    from saltnet.precision import resolve_bf16
+
+    expected = resolve_bf16("auto", torch.device("cpu"))
+    for log in ("train_fold/fold0.log", "finetune_fold/fold1.log", "predict_fold/fold0.log"):
+        text = (finished_run / "logs" / log).read_text()
+        assert f"precision {expected.name} ({expected.reason})" in text, log
+        assert "allocator: system in use; chosen: system (config allocator: system)" in text, log
+    run = json.loads((finished_run / "results/train/fold0/run.json").read_text())
+    assert run["precision"] == expected.name and run["precision_reason"] == expected.reason
+    assert run["allocator"] == "system"
+
+
+@pytest.mark.parametrize("config", ["config.yaml", "workflow/presets/cpu.yaml", "workflow/presets/competition.yaml"])
+def test_shipped_configs_follow_the_schema(config):
+    from snakemake.utils import validate
+
+    validate(yaml.safe_load((REPO / config).read_text()), str(REPO / "workflow/schemas/config.schema.yaml"))
 
 
 def test_same_seed_same_submission(finished_run, tmp_path):

@@ -2,7 +2,7 @@
 
 glibc malloc spent up to 40% of CPU training time in page faults on one machine, where jemalloc
 (Debian package libjemalloc2) made the DynamicUnet train 1.8-2x faster; on a 2-core AVX2 EPYC it
-made the small U-Net about 20% slower. So the choice is measured: with config `allocator: auto`
+made the small U-Net 10-25% slower. So the choice is measured: with config `allocator: auto`
 (the default) the first job on a machine times a few training steps of the job's model, size and batch size
 under each allocator, in two short subprocesses (saltnet.allocator_probe), and caches the answer per
 machine (host, CPU model, ISA, torch version) and workload in ~/.cache/saltnet/allocator.json. `jemalloc` or `system` force it, and so does the
@@ -32,6 +32,7 @@ JEMALLOC_PATHS = (
 )
 _REASON_ENV = "SALTNET_ALLOCATOR_REASON"  # carries the choice's reason across the re-exec, for the log
 _MIN_GAIN = 1.10  # jemalloc must be clearly faster to be worth a re-exec
+DEFAULT_WORKLOAD = ("resunet_scse", 128, 16)  # (model, size, batch size) the probe trains
 
 
 def jemalloc_path() -> str | None:
@@ -81,13 +82,28 @@ def _probe(preload: str | None, workload: tuple[str, int, int]) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def _read_cache(cache: Path) -> dict:
+    try:
+        return json.loads(cache.read_text()) if cache.is_file() else {}
+    except (OSError, ValueError):  # unreadable or half-written by hand: measure again
+        return {}
+
+
+def _has_gpu() -> bool:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
+    return os.path.exists("/dev/nvidia0") or visible not in ("", "-1")
+
+
 def _measured_choice(path: str, cache: Path, workload: tuple[str, int, int]) -> tuple[bool, str]:
     """Cached per machine and workload; measured once (under a lock, so two jobs never probe at once)."""
     key = "|".join([_machine_key(), *map(str, workload)])
     cache.parent.mkdir(parents=True, exist_ok=True)
     with open(cache.with_suffix(".lock"), "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        known = json.loads(cache.read_text()) if cache.is_file() else {}
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        except OSError:  # some shared filesystems refuse locks: probe unlocked
+            pass
+        known = _read_cache(cache)
         if key not in known:
             system, jemalloc = _probe(None, workload), _probe(path, workload)
             known[key] = {"system_img_per_s": system, "jemalloc_img_per_s": jemalloc, "measured": time.time()}
@@ -101,7 +117,7 @@ def _measured_choice(path: str, cache: Path, workload: tuple[str, int, int]) -> 
                     f"(measured once, cached in {cache})")
 
 
-def choose_allocator(setting: str = "auto", workload: tuple[str, int, int] = ("resunet_scse", 128, 16),
+def choose_allocator(setting: str = "auto", workload: tuple[str, int, int] = DEFAULT_WORKLOAD,
                      cache: Path | None = None) -> tuple[bool, str]:
     """(use jemalloc, reason) for config `allocator` ('auto' | 'jemalloc' | 'system') and SALTNET_JEMALLOC.
 
@@ -121,11 +137,17 @@ def choose_allocator(setting: str = "auto", workload: tuple[str, int, int] = ("r
         return True, origin
     if setting != "auto":
         raise ValueError(f"config key allocator: expected auto, jemalloc or system, got {setting!r}")
+    if _has_gpu():
+        return False, f"{origin}: a GPU machine (the GPU computes; no CPU probe in a GPU job)"
     cache = cache or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "saltnet/allocator.json"
-    return _measured_choice(path, cache, tuple(workload))
+    try:
+        return _measured_choice(path, cache, tuple(workload))
+    except (OSError, RuntimeError, subprocess.SubprocessError) as err:
+        return False, (f"{origin}: the probe failed ({str(err)[-300:]}), so the system allocator; "
+                       f"set allocator: system (or SALTNET_JEMALLOC=0) to skip the probe")
 
 
-def preload_allocator(setting: str = "auto", workload: tuple[str, int, int] = ("resunet_scse", 128, 16)) -> str:
+def preload_allocator(setting: str = "auto", workload: tuple[str, int, int] = DEFAULT_WORKLOAD) -> str:
     """Re-exec this Python process under the chosen allocator if needed; returns the choice's reason
     (in the re-executed process too), for the job's log once logging is set up."""
     if _REASON_ENV in os.environ:  # already chosen (we are the re-executed process, or its parent chose)

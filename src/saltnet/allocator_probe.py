@@ -8,6 +8,7 @@ import time
 
 import torch
 
+from .allocator import DEFAULT_WORKLOAD
 from .losses import symmetric_lovasz
 from .models import build_model, get_model_spec
 
@@ -31,5 +32,5 @@ def probe(model_name: str, size: int = 64, batch_size: int = 8, steps: int = 4) 
 
 
 if __name__ == "__main__":
-    name, size, batch = (sys.argv[1:] + ["resunet_scse", "128", "16"][len(sys.argv) - 1:])[:3]
+    name, size, batch = (sys.argv[1:] + [str(v) for v in DEFAULT_WORKLOAD][len(sys.argv) - 1:])[:3]
     print(f"{probe(name, int(size), int(batch)):.4f}")

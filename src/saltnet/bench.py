@@ -5,8 +5,8 @@
 at the config's `train.size` and `finetune.size`: a training step (forward, symmetric Lovász loss on
 a random 0/1 target, backward, Adam step) and an inference forward, in fp32 and under bf16 autocast,
 channels_last, random init. Each row names the machine it ran on, so every speed claim can cite one.
-Run as a module it re-runs itself under jemalloc when installed, as the pipeline's GPU rules do
-(allocator.py); SALTNET_JEMALLOC=0 measures the system allocator.
+It measures under the system allocator; SALTNET_JEMALLOC=1 re-runs it under jemalloc (allocator.py),
+so the two can be compared (the pipeline's `allocator: auto` makes that comparison itself).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import torch
 import yaml
 from torch import nn
 
-from .allocator import JEMALLOC_PATHS
+from .allocator import allocator_in_use, jemalloc_path
 from .losses import get_loss
 from .models import MODELS, build_model
 from .precision import cpu_info
@@ -55,19 +55,10 @@ def _builders(names: list[str]) -> dict[str, Callable[[int], nn.Module]]:
     return builders
 
 
-def _allocator() -> str:
-    if "jemalloc" in os.environ.get("LD_PRELOAD", ""):
-        return "jemalloc"
-    try:
-        return "jemalloc" if "jemalloc" in Path("/proc/self/maps").read_text() else "system"
-    except OSError:
-        return "system"
-
-
 def machine_info(device: torch.device) -> dict:
     """device (cpu or the CUDA name), CPU facts, native_bf16 of the device computing, threads, allocator,
     load_avg_1m at the start (2 threads on 2 busy cores ran 3x slower than 1 here: busy-machine rows mislead)."""
-    info = dict(cpu_info(), threads=torch.get_num_threads(), allocator=_allocator(), device="cpu",
+    info = dict(cpu_info(), threads=torch.get_num_threads(), allocator=allocator_in_use(), device="cpu",
                 load_avg_1m=round(os.getloadavg()[0], 2))
     if device.type == "cuda":
         info.update(device=torch.cuda.get_device_name(device), native_bf16=torch.cuda.is_bf16_supported())
@@ -115,9 +106,11 @@ def _infer_step(model: nn.Module, x: torch.Tensor, bf16: bool) -> Callable[[], N
     return step
 
 
-def bench_model(model: nn.Module, size: int, device: torch.device, args: argparse.Namespace) -> list[dict]:
-    """Rows for one built model at `size`, every selected mode and precision; inputs (N, 3, S, S)."""
-    input_size = getattr(model, "input_size", size)  # a model built for `size` may take another input size
+def bench_model(model: nn.Module, size: int, device: torch.device, args: argparse.Namespace,
+                input_size: int | None = None) -> list[dict]:
+    """Rows for one built model at `size`, every selected mode and precision; inputs (N, 3, I, I) with
+    I = input_size: `size`, or the native 101 px for a model that pads to `size` itself, as in the pipeline."""
+    input_size = input_size or size
     model = model.to(device).to(memory_format=torch.channels_last)
     x = torch.randn(args.batch_size, 3, input_size, input_size, device=device)
     x = x.contiguous(memory_format=torch.channels_last)
@@ -206,7 +199,8 @@ def run(args: argparse.Namespace, sizes: list[int], device: torch.device, machin
             except ValueError as err:  # e.g. a size below the model's minimum
                 print(f"note: {name} at {size} px skipped: {err}", file=sys.stderr)
                 continue
-            for row in bench_model(model, size, device, args):
+            native = MODELS[name].input_size(size, 101) if name in MODELS else size
+            for row in bench_model(model, size, device, args, native):
                 rows.append({"model": name, **row, **machine})
                 print(f"{name} {row['mode']} {row['precision']} {size} px: {row['img_per_s']:.1f} img/s",
                       file=sys.stderr, flush=True)
@@ -235,9 +229,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 def _rerun_under_jemalloc() -> None:
-    """Re-exec `python -m saltnet.bench` with jemalloc preloaded, as allocator.preload_jemalloc does."""
-    path = next((p for p in JEMALLOC_PATHS if os.path.exists(p)), None)
-    if path is None or os.environ.get("SALTNET_JEMALLOC", "1") == "0" or _allocator() == "jemalloc":
+    """With SALTNET_JEMALLOC=1, re-exec `python -m saltnet.bench` with jemalloc preloaded."""
+    path = jemalloc_path()
+    if path is None or os.environ.get("SALTNET_JEMALLOC") != "1" or allocator_in_use() == "jemalloc":
         return
     env = {**os.environ, "LD_PRELOAD": f"{path} {os.environ.get('LD_PRELOAD', '')}".strip()}
     os.execve(sys.executable, [sys.executable, "-m", "saltnet.bench", *sys.argv[1:]], env)

@@ -14,7 +14,7 @@ __all__ = ["predict_probs"]
 
 @torch.inference_mode()
 def predict_probs(model: nn.Module, images: np.ndarray, size: int, device: torch.device,
-                  batch_size: int = 32, tta: bool = True, bf16: bool = True) -> np.ndarray:
+                  batch_size: int = 32, tta: bool = True, bf16: bool = False) -> np.ndarray:
     """images: (N, H, W) uint8 -> (N, H, W) float16 salt probabilities at the native H, W."""
     model = model.to(device).eval().to(memory_format=torch.channels_last)
     out = np.empty(images.shape, dtype=np.float16)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -72,6 +73,7 @@ def train_step(packed_train: str, folds: str, fold: int, settings: TrainSettings
         "best_epoch": result.best_epoch, "best_map_iou": result.best_score,
         "precision": result.precision.name, "precision_reason": result.precision.reason,
         "threads": torch.get_num_threads(), "allocator": allocator_in_use(),
+        "allocator_reason": os.environ.get("SALTNET_ALLOCATOR_REASON"),
     })
     for leftover in Path(work_dir).glob("*"):  # the fold is done: its checkpoint is no longer needed
         leftover.unlink()

@@ -115,9 +115,9 @@ def train_fold(data: PackedData, folds: pd.DataFrame, fold: int, settings: Train
     if ckpt is None and work_dir.exists():
         shutil.rmtree(work_dir)  # never mix two runs
     work_dir.mkdir(parents=True, exist_ok=True)
-    set_seed(settings.seed + fold, reproducible=True)
-    precision = resolve_bf16(settings.bf16, device)
+    precision = resolve_bf16(settings.bf16, device)  # before seeding: a probe may draw random numbers
     log.info("fold %d: precision %s (%s)", fold, precision.name, precision.reason)
+    set_seed(settings.seed + fold, reproducible=True)
 
     train_idx, valid_idx = fold_indices(folds, data.ids, fold)
     valid_idx = valid_subset(valid_idx, settings.valid_fraction, settings.seed + fold)

@@ -1,9 +1,10 @@
 """Rule predict_fold: flip-TTA probabilities of one fold's model on test and out-of-fold images."""
 
-from saltnet.allocator import preload_allocator
+from saltnet.allocator import allocator_in_use, preload_allocator
 
 # Before torch is imported: re-executes under jemalloc where it measurably helps (config allocator).
-allocator = preload_allocator(snakemake.params.allocator, (snakemake.params.model, snakemake.params.size, 8))
+allocator = preload_allocator(snakemake.params.allocator, (snakemake.params.model, snakemake.params.size,
+                                                          snakemake.params.predict["batch_size"]))
 
 import logging
 
@@ -11,7 +12,7 @@ from saltnet.runtime import set_threads, setup_logging
 from saltnet.steps import predict_step
 
 setup_logging(snakemake.log[0])
-logging.getLogger("saltnet").info("allocator: %s", allocator)
+logging.getLogger("saltnet").info("allocator: %s in use; chosen: %s", allocator_in_use(), allocator)
 set_threads(snakemake.threads)
 predict_step(
     model_name=snakemake.params.model,

@@ -1,10 +1,10 @@
 """Rules train_fold and finetune_fold: train one fold at one resolution (resumable)."""
 
-from saltnet.allocator import preload_allocator
+from saltnet.allocator import allocator_in_use, preload_allocator
 
 # Before torch is imported: re-executes under jemalloc where it measurably helps (config allocator).
 stage = snakemake.params.settings
-allocator = preload_allocator(snakemake.params.allocator, (stage["model"], stage["size"], 8))
+allocator = preload_allocator(snakemake.params.allocator, (stage["model"], stage["size"], stage["batch_size"]))
 
 import logging
 
@@ -13,7 +13,7 @@ from saltnet.steps import train_step
 from saltnet.train import TrainSettings
 
 setup_logging(snakemake.log[0])
-logging.getLogger("saltnet").info("allocator: %s", allocator)
+logging.getLogger("saltnet").info("allocator: %s in use; chosen: %s", allocator_in_use(), allocator)
 set_threads(snakemake.threads)
 train_step(
     packed_train=snakemake.input.train,

@@ -42,10 +42,17 @@ def _resunet_scse(**kwargs) -> nn.Module:
     return resunet_scse(**kwargs)
 
 
+def _resunet_scse_resized(**kwargs) -> nn.Module:
+    from .resunet import resunet_scse_resized
+
+    return resunet_scse_resized(**kwargs)
+
+
 MODELS: dict[str, ModelSpec] = {
     "unet_resnet34": ModelSpec(_unet_resnet34, encoder="resnet34"),
     "hypercolumn_se_resnext50": ModelSpec(_hypercolumn, encoder="se_resnext50_32x4d"),
     "resunet_scse": ModelSpec(_resunet_scse, encoder=None, native_input=True),
+    "resunet_scse_resized": ModelSpec(_resunet_scse_resized, encoder=None),  # ablation: resize, not pad
 }
 
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ResUNet", "FitToSize", "resunet_scse"]
+__all__ = ["ResUNet", "FitToSize", "resunet_scse", "resunet_scse_resized"]
 
 
 def conv_bn(c_in: int, c_out: int, kernel: int = 3) -> nn.Sequential:
@@ -124,3 +124,11 @@ def resunet_scse(encoder_weights: str = "none", size: int = 128, width: int = 16
     if encoder_weights != "none":
         raise ValueError(f"model resunet_scse trains from random init; set encoder_weights: none (got {encoder_weights!r})")
     return FitToSize(ResUNet(width=width), size)
+
+
+def resunet_scse_resized(encoder_weights: str = "none", size: int = 128, width: int = 16) -> nn.Module:
+    """The same network fed images resized to `size` (the usual Kaggle way), to measure padding against it."""
+    if encoder_weights != "none":
+        raise ValueError(f"model resunet_scse_resized trains from random init; set encoder_weights: none "
+                         f"(got {encoder_weights!r})")
+    return ResUNet(width=width)

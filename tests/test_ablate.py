@@ -1,0 +1,38 @@
+"""The ablation runner: each variant is a valid config of the real DAG, and fold 0 is scored right."""
+
+import subprocess
+
+import numpy as np
+import pytest
+
+from saltnet.ablate import VARIANTS, _merge_sections, parse_args, score_fold, variant_command
+from saltnet.atomic import write_npz
+from saltnet.metric import image_scores
+
+
+def test_sections_given_twice_are_merged_not_replaced():
+    merged = _merge_sections(["train={epochs: 5}", "finetune={epochs: 2}", "train={loss: bce}", "model=x"])
+    assert merged == ["train={epochs: 5, loss: bce}", "finetune={epochs: 2}", "model=x"]
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_every_variant_is_a_valid_dag_of_one_fold(name, tmp_path, real_data):
+    args = parse_args(["--data-dir", str(real_data), "--workdir", str(tmp_path)])
+    cmd = variant_command(name, VARIANTS[name], args)
+    proc = subprocess.run([*cmd[:-2], "-n", *cmd[-2:]], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = proc.stdout + proc.stderr
+    assert "train_fold" in jobs and "predict_fold" in jobs and "ensemble" not in jobs
+
+
+def test_score_fold_is_the_competition_score_of_fold_0(tmp_path):
+    rng = np.random.default_rng(0)
+    masks = (rng.random((5, 101, 101)) > 0.7).astype(np.uint8)
+    masks[0] = 0
+    ids = np.array([f"id{i}" for i in range(5)])
+    probs = np.clip(masks + rng.normal(0, 0.4, masks.shape), 0, 1).astype(np.float16)
+    (tmp_path / "results/predict/fold0").mkdir(parents=True)
+    write_npz(tmp_path / "results/packed/train.npz", ids=ids, images=masks, masks=masks)
+    write_npz(tmp_path / "results/predict/fold0/oof.npz", ids=ids[[3, 1]], probs=probs[[3, 1]])
+    expected = image_scores(probs[[3, 1]].astype(np.float32) > 0.5, masks[[3, 1]].astype(bool)).mean()
+    assert score_fold(tmp_path) == pytest.approx(expected)
