@@ -16,7 +16,7 @@ REAL_DATA = (REPO / "../shared/data/tgs").resolve()
 
 # Small enough for a full DAG in about a minute on 2 cores: 2 folds, 48 px then 64 px, 1 epoch each.
 TINY_CONFIG = {
-    "data_dir": "results/demo_data",
+    "data_dir": "demo",
     "demo": {"n_train": 24, "n_test": 8, "seed": 0},
     "image_size": 101,
     "folds": {"n": 2, "seed": 42},

@@ -6,7 +6,8 @@ import pytest
 from PIL import Image
 
 from saltnet.dataset import pack_competition
-from saltnet.demo import make_demo_data
+from conftest import run_snakemake, write_config
+from saltnet.demo import MANIFEST, check_demo_folder, make_demo_data
 from saltnet.rle import rle_encode
 
 
@@ -48,3 +49,39 @@ def test_packs_like_real_data(demo):
 def test_never_overwrites(demo):
     with pytest.raises(FileExistsError):
         make_demo_data(demo)
+
+
+def test_the_demo_folder_is_checked_file_by_file(tmp_path):
+    folder = tmp_path / "demo_data"
+    make_demo_data(folder, n_train=6, n_test=2, seed=1)
+    check_demo_folder(folder)  # exactly what the rule wrote: fine
+    (folder / "notes.txt").write_text("my notes")
+    with pytest.raises(ValueError, match=r"1 file\(s\) in it were added, changed or removed since \(notes.txt\)"):
+        check_demo_folder(folder)
+    (folder / "notes.txt").unlink()
+    (folder / "train.csv").write_text("id,rle_mask\n")
+    with pytest.raises(ValueError, match="train.csv"):
+        check_demo_folder(folder)
+    (folder / MANIFEST).unlink()
+    with pytest.raises(ValueError, match="not made by the make_demo_data rule"):
+        check_demo_folder(folder)
+
+
+def test_user_data_in_the_demo_folder_survives_forceall(tmp_path):
+    """data_dir: demo with a user's folder at results/demo_data: refused before any job, nothing deleted."""
+    write_config(tmp_path)
+    user = tmp_path / "results/demo_data"
+    user.mkdir(parents=True)
+    (user / "train.csv").write_text("id,rle_mask\nmine,1 5\n")
+    proc = run_snakemake(tmp_path, "--forceall", check=False)
+    assert proc.returncode != 0 and "results/demo_data exists but was not made by the make_demo_data rule" in proc.stderr
+    assert (user / "train.csv").read_text() == "id,rle_mask\nmine,1 5\n"
+
+
+def test_a_data_dir_at_the_demo_path_is_data_not_the_demo(tmp_path):
+    """Pointing data_dir at results/demo_data is a choice of data: no rule makes or replaces that folder."""
+    make_demo_data(tmp_path / "results/demo_data", n_train=6, n_test=2, seed=1)
+    (tmp_path / "results/demo_data" / "extra.txt").write_text("mine")
+    write_config(tmp_path, data_dir="results/demo_data")
+    proc = run_snakemake(tmp_path, "-n", "--forceall")
+    assert "make_demo_data" not in proc.stdout and "pack_data" in proc.stdout

@@ -9,6 +9,8 @@ rle_mask for an empty mask, sample_submission.csv listing the test ids.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,9 @@ from PIL import Image
 from .pngio import write_png
 from .rle import rle_encode
 
-__all__ = ["make_demo_data"]
+__all__ = ["make_demo_data", "check_demo_folder", "MANIFEST"]
+
+MANIFEST = ".saltnet-demo.json"  # what make_demo_data wrote: relative path -> sha1 of the bytes
 
 SIZE = 101
 
@@ -92,4 +96,34 @@ def make_demo_data(out_dir: str | Path, n_train: int = 200, n_test: int = 100, s
     depths = rng.integers(50, 960, size=len(ids))
     pd.DataFrame({"id": ids, "z": depths}).to_csv(tmp_root / "depths.csv", index=False)
     pd.DataFrame({"id": ids[n_train:], "rle_mask": "1 1"}).to_csv(tmp_root / "sample_submission.csv", index=False)
+    (tmp_root / MANIFEST).write_text(json.dumps(_digests(tmp_root), indent=0, sort_keys=True))
     tmp_root.rename(out_dir)  # the folder appears whole or not at all
+
+
+def _digests(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name != MANIFEST}
+
+
+def check_demo_folder(folder: str | Path) -> None:
+    """Refuse (ValueError) if `folder` holds anything make_demo_data did not write there itself.
+
+    Snakemake deletes a rule's output folder before it reruns the rule (e.g. with --forceall), so
+    this runs before any job: user data placed in the demo folder is never deleted or replaced.
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        return
+    manifest = folder / MANIFEST
+    try:
+        made = json.loads(manifest.read_text())
+    except (OSError, ValueError):
+        raise ValueError(f"{folder} exists but was not made by the make_demo_data rule (no readable {MANIFEST}); "
+                         f"it may hold your data, so the pipeline will not replace it: move it elsewhere and set "
+                         f"data_dir to it, or delete it yourself to regenerate the demo") from None
+    changed = sorted(set(_digests(folder).items()) ^ set(made.items()))
+    if changed:
+        names = sorted({name for name, _ in changed})
+        raise ValueError(f"{folder} was made by make_demo_data but {len(names)} file(s) in it were added, changed or "
+                         f"removed since ({', '.join(names[:5])}{' ...' if len(names) > 5 else ''}); the pipeline will "
+                         f"not replace it: move it elsewhere and set data_dir to it, or delete it yourself")

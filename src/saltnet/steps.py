@@ -29,7 +29,7 @@ from .precision import resolve_bf16
 from .predict import predict_probs
 from .rle import rle_encode
 from .submission import validate_submission, write_submission_csv
-from .train import TrainSettings, fold_indices, train_fold
+from .train import OWN_FILES, TrainSettings, fold_indices, train_fold
 
 __all__ = ["pack_step", "folds_step", "train_step", "predict_step", "ensemble_step", "postprocess_step",
            "submission_step", "cv_score_step"]
@@ -75,8 +75,8 @@ def train_step(packed_train: str, folds: str, fold: int, settings: TrainSettings
         "threads": torch.get_num_threads(), "allocator": allocator_in_use(),
         "allocator_reason": os.environ.get("SALTNET_ALLOCATOR_REASON"),
     })
-    for leftover in Path(work_dir).glob("*"):  # the fold is done: its checkpoint is no longer needed
-        leftover.unlink()
+    for name in OWN_FILES:  # the fold is done: its checkpoint is no longer needed
+        (Path(work_dir) / name).unlink(missing_ok=True)
 
 
 def _load_model(name: str, weights: str, size: int) -> torch.nn.Module:

@@ -10,7 +10,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +28,9 @@ from .models import build_model, get_model_spec
 from .models.weights import load_state_dict_file
 from .precision import Precision, resolve_bf16
 
-__all__ = ["TrainSettings", "TrainResult", "fold_indices", "train_fold"]
+OWN_FILES = ("checkpoint.pth", "best.pth")  # what a fold writes in its work_dir
+
+__all__ = ["OWN_FILES", "TrainSettings", "TrainResult", "fold_indices", "train_fold"]
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +113,9 @@ def train_fold(data: PackedData, folds: pd.DataFrame, fold: int, settings: Train
     work_dir = Path(work_dir)
     fingerprint = settings.fingerprint(fold, init_weights)
     ckpt = _load_checkpoint(work_dir / "checkpoint.pth", fingerprint, device)
-    if ckpt is None and work_dir.exists():
-        shutil.rmtree(work_dir)  # never mix two runs
+    if ckpt is None:  # never mix two runs; remove only what training writes there
+        for name in OWN_FILES:
+            (work_dir / name).unlink(missing_ok=True)
     work_dir.mkdir(parents=True, exist_ok=True)
     precision = resolve_bf16(settings.bf16, device)  # before seeding: a probe may draw random numbers
     log.info("fold %d: precision %s (%s)", fold, precision.name, precision.reason)

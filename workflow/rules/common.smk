@@ -9,8 +9,9 @@ coerce_config(config, load_schema(workflow.source_path("../schemas/config.schema
 validate(config, schema="../schemas/config.schema.yaml")
 
 FOLDS = list(range(config["folds"]["n"]))
-DATA_DIR = config["data_dir"]
+DEMO = config["data_dir"] == "demo"  # the built-in synthetic data, made by rule make_demo_data
 DEMO_DIR = "results/demo_data"
+DATA_DIR = DEMO_DIR if DEMO else config["data_dir"]
 LOCK_DIR = ".snakemake/gpu-locks"
 
 
@@ -20,7 +21,7 @@ wildcard_constraints:
 
 
 # Rules that are cheap or need internet run where snakemake runs (the login node), not as cluster jobs.
-localrules: make_demo_data, pack_data, split_folds, run_info, ensemble, postprocess, submission, cv_score, fetch_encoder_weights
+localrules: pack_data, split_folds, run_info, ensemble, postprocess, submission, cv_score, fetch_encoder_weights
 
 
 def encoder_weights_path():
@@ -67,8 +68,13 @@ def check_config_paths():
         raise ValueError(
             f"config key encoder_weights: {weights!r} is neither 'none', 'imagenet' nor an existing weights file"
         )
-    if DATA_DIR != DEMO_DIR and not os.path.isdir(DATA_DIR):
-        raise ValueError(f"config key data_dir: folder {DATA_DIR} does not exist")
+    if DEMO:
+        from saltnet.demo import check_demo_folder
+
+        check_demo_folder(DEMO_DIR)  # never replace a folder the pipeline did not make
+    elif not os.path.isdir(DATA_DIR):
+        hint = " (for the built-in demo data, set data_dir: demo)" if os.path.normpath(DATA_DIR) == DEMO_DIR else ""
+        raise ValueError(f"config key data_dir: folder {DATA_DIR} does not exist{hint}")
 
 
 check_config_paths()

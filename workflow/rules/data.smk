@@ -1,14 +1,20 @@
-rule make_demo_data:
-    output:
-        directory(DEMO_DIR),
-    params:
-        demo=config.get("demo", {}),
-    log:
-        "logs/make_demo_data/make_demo_data.log",
-    conda:
-        "../../envs/data.yaml"
-    script:
-        "../../src/scripts/make_demo_data.py"
+# Only for data_dir: demo, so no rule ever has a user's data folder as output (Snakemake deletes the
+# outputs of a rule it reruns, e.g. with --forceall).
+if DEMO:
+
+    localrules: make_demo_data
+
+    rule make_demo_data:
+        output:
+            directory(DEMO_DIR),
+        params:
+            demo=config.get("demo", {}),
+        log:
+            "logs/make_demo_data/make_demo_data.log",
+        conda:
+            "../../envs/data.yaml"
+        script:
+            "../../src/scripts/make_demo_data.py"
 
 
 rule pack_data:
