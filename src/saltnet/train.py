@@ -56,9 +56,30 @@ class TrainSettings:
     def augment_settings(self) -> AugmentSettings:
         return AugmentSettings(**(self.augment or {}))
 
-    def fingerprint(self, fold: int, init_weights: str | None) -> str:
-        blob = json.dumps({**dataclasses.asdict(self), "fold": fold, "init": init_weights}, sort_keys=True)
+    def fingerprint(self, fold: int, init_weights: str | None, data_digest: str = "") -> str:
+        """Settings, fold, the *content* of the starting weights and of the data: a checkpoint resumes only
+        the run it came from (retraining stage 1 or repacking changed data starts the next stage clean)."""
+        init = _file_digest(init_weights) if init_weights else None
+        blob = json.dumps({**dataclasses.asdict(self), "fold": fold, "init": init, "data": data_digest},
+                          sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _file_digest(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def data_digest(data: PackedData, folds: pd.DataFrame) -> str:
+    """sha256 of the packed ids, images, masks and the fold table."""
+    digest = hashlib.sha256()
+    for array in (data.ids.astype(str), data.images, data.masks):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    digest.update(pd.util.hash_pandas_object(folds, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
 
 
 @dataclass
@@ -111,7 +132,7 @@ def train_fold(data: PackedData, folds: pd.DataFrame, fold: int, settings: Train
     init_weights: a state dict file of the same model (progressive resizing: the 128 px weights).
     """
     work_dir = Path(work_dir)
-    fingerprint = settings.fingerprint(fold, init_weights)
+    fingerprint = settings.fingerprint(fold, init_weights, data_digest(data, folds))
     ckpt = _load_checkpoint(work_dir / "checkpoint.pth", fingerprint, device)
     if ckpt is None:  # never mix two runs; remove only what training writes there
         for name in OWN_FILES:

@@ -1,4 +1,6 @@
 import os
+import tempfile
+from pathlib import Path
 
 from snakemake.utils import validate
 
@@ -12,7 +14,9 @@ FOLDS = list(range(config["folds"]["n"]))
 DEMO = config["data_dir"] == "demo"  # the built-in synthetic data, made by rule make_demo_data
 DEMO_DIR = "results/demo_data"
 DATA_DIR = DEMO_DIR if DEMO else config["data_dir"]
-LOCK_DIR = ".snakemake/gpu-locks"
+# One lock folder per machine and user, not per working directory: two experiments run from different
+# directories on one GPU box must not both take GPU 0.
+LOCK_DIR = os.path.join(tempfile.gettempdir(), f"saltnet-gpu-locks-{os.getuid()}")
 
 
 wildcard_constraints:
@@ -39,6 +43,14 @@ def encoder_weights_path():
 
 
 ENCODER_WEIGHTS = encoder_weights_path()
+
+
+def get_data_files(wildcards):
+    """Input of pack_data: every file of the data folder, so an edited, added or removed file (train.csv,
+    a mask, a new image) makes the next run pack again; the folder's own time stamp does not change."""
+    if DEMO:
+        return [DEMO_DIR]
+    return sorted(str(p) for p in Path(DATA_DIR).rglob("*") if p.is_file() and not p.name.startswith("."))
 
 
 def get_encoder_weights(wildcards):

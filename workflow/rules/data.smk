@@ -19,11 +19,12 @@ if DEMO:
 
 rule pack_data:
     input:
-        data_dir=DATA_DIR,
+        get_data_files,
     output:
         train="results/packed/train.npz",
         test="results/packed/test.npz",
     params:
+        data_dir=DATA_DIR,
         image_size=config.get("image_size", 101),
     log:
         "logs/pack_data/pack_data.log",
@@ -54,6 +55,7 @@ rule run_info:
         "results/run_info.json",
     params:
         repo=workflow.basedir,
+        config=config,  # a changed config remakes run_info.json (Snakemake reruns on changed params)
     log:
         "logs/run_info/run_info.log",
     conda:
