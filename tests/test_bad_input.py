@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
+import io
 import logging
+import os
 import shutil
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +16,11 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import run_snakemake, write_config
+from conftest import TINY_CONFIG, run_snakemake, write_config
+from saltnet.atomic import write_json, write_npz, write_parquet, write_text
 from saltnet.dataset import DataError, pack_competition
 from saltnet.demo import make_demo_data
+from test_pngio import permuted_palette, png_bytes
 
 
 @pytest.fixture(scope="module")
@@ -176,6 +182,217 @@ def test_bad_data_stops_the_dag_at_pack_and_leaves_no_output(data, tmp_path):
     assert not list((workdir / "results").rglob("*.npz"))
 
 
+# --- every image read exactly, or refused (the same reader for train images, masks and test images) ---
+
+def test_exact_forms_pack_to_the_same_arrays(good_data, data):
+    """PNG forms that hold exact gray (palette, 16-bit gray, RGBA/gray+alpha opaque, 1-bit mask, ...)
+    pack to the very arrays of the competition's own forms."""
+    expected_train, expected_test = pack_competition(good_data)
+    train_ids, test_id = ids(data), ids(data, "sample_submission.csv")[0]
+    opaque = np.full((101, 101), 255, np.uint8)
+    image_forms = [
+        permuted_palette,  # palette: read as its gray values, not its indices
+        lambda g: Image.fromarray(g.astype(np.uint16) * 257),  # 16-bit gray, multiples of 257
+        lambda g: Image.fromarray(np.dstack([g, g, g, opaque])),  # RGBA, R=G=B, opaque
+        lambda g: Image.fromarray(np.dstack([g, opaque])),  # gray+alpha, opaque
+        Image.fromarray,  # 8-bit gray
+    ]
+    for sample_id, form in zip(train_ids, image_forms):
+        path = data / "train/images" / f"{sample_id}.png"
+        form(first_gray(path)).save(path)
+    test_path = data / "test/images" / f"{test_id}.png"
+    permuted_palette(first_gray(test_path)).save(test_path)
+    mask_forms = [
+        Image.fromarray,  # 1-bit
+        lambda m: permuted_palette(m.astype(np.uint8) * 255),  # gray palette
+        lambda m: Image.fromarray(rgb(m.astype(np.uint8) * 255)),  # 8-bit RGB, R=G=B
+    ]
+    salted = [i for i in train_ids if np.asarray(Image.open(data / "train/masks" / f"{i}.png")).any()]
+    for sample_id, form in zip(salted, mask_forms):
+        path = data / "train/masks" / f"{sample_id}.png"
+        form(np.asarray(Image.open(path)) > 0).save(path)
+    train, test = pack_competition(data)
+    assert np.array_equal(train.images, expected_train.images) and np.array_equal(train.masks, expected_train.masks)
+    assert np.array_equal(test.images, expected_test.images)
+
+
+def jpeg_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def rgb(gray: np.ndarray, differ: int = 0) -> np.ndarray:
+    """(H, W) -> (H, W, 3) with R=G=B except in the first `differ` pixels, whose blue is off by one."""
+    out = np.repeat(gray[..., None], 3, axis=2)
+    out.reshape(-1, 3)[:differ, 2] ^= 1
+    return out
+
+
+def first_gray(path: Path) -> np.ndarray:
+    arr = np.asarray(Image.open(path))
+    return arr[..., 0] if arr.ndim == 3 else arr
+
+
+def rewrite_image(make):
+    """A writer for IMAGE_CASES: replace the PNG at `path` by make(its gray values) (an Image or bytes)."""
+    def write(path: Path) -> None:
+        out = make(first_gray(path))
+        path.write_bytes(out) if isinstance(out, bytes) else out.save(path)
+    return write
+
+
+IMAGE_CASES = {  # name: (folder, write(path) -> None, fragments of the message)
+    "JPEG renamed .png": ("train/images", rewrite_image(jpeg_bytes), ["image is a JPEG file, not a PNG"]),
+    "RGB whose channels differ": ("train/images", rewrite_image(lambda g: Image.fromarray(rgb(g, 7))),
+                                  ["image is an 8-bit RGB PNG", "channels differ in 7 pixel(s)"]),
+    "16-bit RGB (PIL keeps the high byte)": (
+        "train/images", rewrite_image(lambda g: png_bytes(rgb(g).astype(np.uint16) * 257, 16, 2)),
+        ["image is a 16-bit RGB PNG", "cannot be read exactly"]),
+    "palette with colours": (
+        "train/images", rewrite_image(lambda g: Image.fromarray(rgb(g, 50)).convert("P", palette=Image.ADAPTIVE)),
+        ["palette PNG whose colours in use are not gray"]),
+    "RGBA with transparent pixels": (
+        "train/images", rewrite_image(lambda g: Image.fromarray(np.dstack([rgb(g), np.zeros_like(g)]))),
+        ["image is an 8-bit RGBA PNG with 10201 transparent"]),
+    "16-bit gray image without an 8-bit form": (
+        "train/images", rewrite_image(lambda g: Image.fromarray(g.astype(np.uint16) * 256 + 1)),
+        ["16-bit gray", "not a multiple of 257"]),
+    "test image whose channels differ": ("test/images", rewrite_image(lambda g: Image.fromarray(rgb(g, 3))),
+                                         ["image is an 8-bit RGB PNG", "channels differ in 3 pixel(s)"]),
+    "test image that is a JPEG": ("test/images", rewrite_image(jpeg_bytes), ["image is a JPEG file, not a PNG"]),
+    "mask that is a 16-bit RGB PNG": (
+        "train/masks", rewrite_image(lambda m: png_bytes(rgb((m > 0).astype(np.uint16) * 65535), 16, 2)),
+        ["mask is a 16-bit RGB PNG"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(IMAGE_CASES))
+def test_image_not_exact_gray_is_refused(case, data):
+    folder, write, fragments = IMAGE_CASES[case]
+    table = "sample_submission.csv" if folder.startswith("test") else "train.csv"
+    victim = salt_id(data) if folder == "train/masks" else ids(data, table)[1]
+    path = data / folder / f"{victim}.png"
+    write(path)
+    expect_error(data, f"{path}: ", *fragments)
+
+
+def test_mask_with_salt_in_another_channel_is_a_mask_problem(data):
+    """The red channel alone would read as an empty mask and blame train.csv's RLE; it is the mask."""
+    victim = salt_id(data)
+    path = data / "train/masks" / f"{victim}.png"
+    coloured = np.zeros((101, 101, 3), np.uint8)
+    coloured[..., 1] = (np.asarray(Image.open(path)) > 0) * 255
+    Image.fromarray(coloured).save(path)
+    message = expect_error(data, f"{path}: mask is an 8-bit RGB PNG and its channels differ")
+    assert "train.csv" not in message and "disagrees" not in message
+
+
+# --- no raw tracebacks for bad files ----------------------------------------------------------------
+
+CSV_CASES = {  # name: (rewrite(bytes, first id) -> bytes, fragments of the message)
+    "empty": (lambda raw, i: b"", ["is empty", "header line"]),
+    "only blank lines": (lambda raw, i: b"\n\n\n", ["is empty"]),
+    "UTF-16": (lambda raw, i: raw.decode().encode("utf-16"), ["is UTF-16 text", "UTF-8"]),
+    "UTF-16 without a byte-order mark": (lambda raw, i: raw.decode().encode("utf-16-le"), ["NUL bytes", "UTF-8"]),
+    "Latin-1": (lambda raw, i: raw.decode().replace(i, i + "\u00e9", 1).encode("latin-1"),
+                ["is not UTF-8 text", "0xe9"]),
+    "gzip-compressed": (lambda raw, i: gzip.compress(raw), ["is gzip-compressed, not CSV text", "decompress"]),
+    "zip (or Excel workbook)": (lambda raw, i: b"PK\x03\x04" + raw, ["zip archive"]),
+    "unterminated quote": (lambda raw, i: raw + b'"abc,1 1\n', ["cannot be parsed as CSV", "line"]),
+    "a row with an extra field": (lambda raw, i: raw.replace(i.encode() + b",", i.encode() + b",1 1,", 1),
+                                  ["line(s) have another number of fields", "line 2 has 3"]),
+    "header only": (lambda raw, i: raw.splitlines(keepends=True)[0], ["has a header but no rows"]),
+    "semicolon-separated": (lambda raw, i: raw.replace(b",", b";"), ["missing column", "semicolons"]),
+}
+
+
+@pytest.mark.parametrize("table", ["train.csv", "sample_submission.csv"])
+@pytest.mark.parametrize("case", sorted(CSV_CASES))
+def test_unreadable_csv(case, table, data):
+    rewrite, fragments = CSV_CASES[case]
+    path = data / table
+    path.write_bytes(rewrite(path.read_bytes(), ids(data, table)[0]))
+    expect_error(data, str(path), *fragments)
+
+
+def test_csv_as_excel_writes_it_is_read(data):
+    """UTF-8 with a byte-order mark, CRLF line ends, quoted fields: still the same table."""
+    expected = pack_competition(data)[0]
+    for table in ("train.csv", "sample_submission.csv"):
+        frame = pd.read_csv(data / table, dtype=str, keep_default_na=False)
+        frame.to_csv(data / table, index=False, encoding="utf-8-sig", lineterminator="\r\n", quoting=1)
+    train = pack_competition(data)[0]
+    assert list(train.ids) == list(expected.ids) and np.array_equal(train.masks, expected.masks)
+
+
+def test_unreadable_depths_is_only_a_warning(data, caplog):
+    (data / "depths.csv").write_bytes(gzip.compress((data / "depths.csv").read_bytes()))
+    with caplog.at_level(logging.WARNING):
+        pack_competition(data)
+    assert "depths.csv is gzip-compressed" in caplog.text and "no model" in caplog.text
+
+
+def test_rle_number_too_large_for_an_integer(data):
+    victim = salt_id(data)
+    rewrite_rle(data, victim, "1 99999999999999999999999999")
+    expect_error(data, "train.csv", repr(victim), "malformed",
+                 "99999999999999999999999999 is larger than the 10201 pixels")
+
+
+@pytest.mark.parametrize("what", ["train/images", "train/masks", "test/images"])
+def test_broken_symbolic_link(what, data):
+    table = "sample_submission.csv" if what.startswith("test") else "train.csv"
+    path = data / what / f"{ids(data, table)[0]}.png"
+    path.unlink()
+    path.symlink_to(data / "elsewhere/gone.png")
+    expect_error(data, "broken symbolic link", str(data / what), path.name, "elsewhere/gone.png")
+
+
+def test_broken_symbolic_link_for_a_table(data):
+    (data / "train.csv").unlink()
+    (data / "train.csv").symlink_to("/nonexistent/train.csv")
+    expect_error(data, str(data / "train.csv"), "broken symbolic link", "/nonexistent/train.csv")
+
+
+@pytest.mark.parametrize("name, fragments", [
+    ("{id}.PNG", ["'{id}.PNG'", "rename it to {id}.png", "lower-case .png"]),
+    ("{id}.Png", ["'{id}.Png'", "rename it to {id}.png"]),
+    ("{id}.jpg", ["'{id}.jpg'", "not a .png file"]),
+    ("{id}.tif", ["'{id}.tif'", "not a .png file"]),
+])
+def test_image_not_named_id_png(name, fragments, data):
+    victim = ids(data)[2]
+    path = data / "train/images" / f"{victim}.png"
+    path.rename(path.with_name(name.format(id=victim)))
+    expect_error(data, str(data / "train/images"), "not named <id>.png", *[f.format(id=victim) for f in fragments])
+
+
+@pytest.mark.parametrize("table", ["train.csv", "sample_submission.csv"])
+@pytest.mark.parametrize("bad, why", [
+    ("{id} ", "leading or trailing whitespace"),
+    (" {id}", "leading or trailing whitespace"),
+    ("{id}\u200b", "invisible or control character"),
+    ("{id}.png", "without the extension"),
+    ("sub/{id}", "path separator"),
+])
+def test_id_that_is_not_a_file_name(bad, why, table, data):
+    frame = pd.read_csv(data / table, dtype=str, keep_default_na=False)
+    shown = bad.format(id=frame["id"].iloc[0])
+    frame.loc[0, "id"] = shown
+    frame.to_csv(data / table, index=False)
+    expect_error(data, str(data / table), repr(shown), why)
+
+
+def test_test_id_that_is_also_a_training_id(data):
+    leaked = ids(data)[0]
+    shutil.copy(data / "train/images" / f"{leaked}.png", data / "test/images" / f"{leaked}.png")
+    sample = pd.read_csv(data / "sample_submission.csv", dtype=str, keep_default_na=False)
+    sample = pd.concat([sample, pd.DataFrame({"id": [leaked], "rle_mask": ["1 1"]})])
+    sample.to_csv(data / "sample_submission.csv", index=False)
+    expect_error(data, repr(leaked), "train.csv", "sample_submission.csv", "leaks")
+
+
 # --- config errors: caught by the schema (or common.smk) before any job starts -------------------
 
 CONFIG_CASES = {
@@ -188,6 +405,10 @@ CONFIG_CASES = {
     "threshold": ({"threshold": 1.5}, ["1.5 is greater than the maximum of 1", "threshold"]),
     "missing data folder": ({"data_dir": "/nonexistent/tgs"}, ["data_dir", "/nonexistent/tgs", "does not exist"]),
     "unknown key": ({"epochs": 3}, ["epochs", "Additional properties"]),
+    "negative fold seed": ({"folds": {"n": 2, "seed": -1}}, ["-1 is less than the minimum of 0", "['folds']['seed']"]),
+    "negative training seed": ({"seed": -3}, ["-3 is less than the minimum of 0", "['seed']"]),
+    "batch size 1 with BatchNorm": ({"finetune": {**TINY_CONFIG["finetune"], "batch_size": 1}},
+                                    ["1 is less than the minimum of 2", "['finetune']['batch_size']", "BatchNorm"]),
 }
 
 
@@ -201,6 +422,67 @@ def test_config_errors_before_any_job(case, tmp_path):
     for fragment in fragments:
         assert fragment in output, output[-3000:]
     assert not (tmp_path / "results").exists()
+
+
+def snakemake_output(workdir: Path, env: dict | None = None) -> tuple[int, str]:
+    proc = run_snakemake(workdir, "-n", check=False, env=env)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_relative_data_dir_is_resolved_against_the_working_directory(tmp_path):
+    """With snakemake --directory, a relative data_dir is looked for there: the message says where."""
+    write_config(tmp_path, data_dir="my/tgs")
+    code, output = snakemake_output(tmp_path)
+    assert code != 0 and "config key data_dir: folder my/tgs does not exist" in output, output[-3000:]
+    assert f"looked for {tmp_path / 'my/tgs'}" in output and f"working directory {tmp_path}" in output
+    assert not (tmp_path / "results").exists()
+
+
+def test_home_in_data_dir_is_expanded(good_data, tmp_path):
+    home = tmp_path / "home"
+    shutil.copytree(good_data, home / "tgs")
+    write_config(tmp_path / "run", data_dir="~/tgs")
+    code, output = snakemake_output(tmp_path / "run", env={"HOME": str(home)})
+    assert code == 0, output[-3000:]
+    write_config(tmp_path / "run", data_dir="~/missing")
+    code, output = snakemake_output(tmp_path / "run", env={"HOME": str(home)})
+    assert code != 0 and f"folder {home / 'missing'} (from '~/missing') does not exist" in output, output[-3000:]
+
+
+def test_data_dir_that_is_a_file(tmp_path):
+    (tmp_path / "data.zip").write_bytes(b"PK\x03\x04")
+    write_config(tmp_path / "run", data_dir=str(tmp_path / "data.zip"))
+    code, output = snakemake_output(tmp_path / "run")
+    assert code != 0, output[-3000:]
+    assert f"config key data_dir: folder {tmp_path / 'data.zip'} is not a folder" in output, output[-3000:]
+
+
+@pytest.mark.parametrize("key, value, fragment", [
+    ("threshold", 0, "almost every pixel is salt"),
+    ("threshold", 1, "no pixel is salt, so every mask is empty"),
+    ("min_area", 20000, "more than the 10201 pixels of an image"),
+])
+def test_odd_value_warns_but_runs(key, value, fragment, tmp_path):
+    write_config(tmp_path, **{key: value})
+    code, output = snakemake_output(tmp_path)
+    assert code == 0 and f"Warning: config key {key}: {value}" in output and fragment in output, output[-3000:]
+
+
+# --- outputs a team can share ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_outputs_respect_the_umask(umask, tmp_path):
+    """Atomic writes start from mkstemp's 0600; the finished file has the mode open() would give it."""
+    old = os.umask(umask)
+    try:
+        write_text(tmp_path / "a.txt", "x\n")
+        write_json(tmp_path / "b.json", {"a": 1})
+        write_npz(tmp_path / "c.npz", x=np.zeros(3))
+        write_parquet(tmp_path / "d.parquet", pd.DataFrame({"a": [1]}))
+    finally:
+        os.umask(old)
+    modes = {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in tmp_path.iterdir()}
+    assert modes == {name: oct(0o666 & ~umask) for name in ("a.txt", "b.json", "c.npz", "d.parquet")}
 
 
 def test_user_files_are_not_modified(finished_user_run):

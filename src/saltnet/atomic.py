@@ -1,6 +1,8 @@
 """Write outputs under a temporary name and rename them into place when complete.
 
 An interrupted job then never leaves a file that looks finished (os.replace is atomic on POSIX).
+The finished file gets the mode a plain open() would give it (0o666 less the umask), not mkstemp's
+0600, so a team sharing results/ can read it.
 """
 
 from __future__ import annotations
@@ -18,9 +20,24 @@ import pandas as pd
 __all__ = ["atomic_path", "write_json", "write_parquet", "write_npz", "write_text"]
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (os.umask sets it to read it)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success rename it to `path`, on error delete it."""
+    """Yield a temporary path beside `path`; on success rename it to `path` (mode 0o666 & ~umask), on error
+    delete it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -28,6 +45,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # the writer may have replaced the file; chmod what is there now
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -29,10 +29,16 @@ def rle_decode(rle: str, shape: tuple[int, int] = (101, 101)) -> np.ndarray:
     if not rle or rle == "nan":
         return flat.reshape(shape, order="F")
     tokens = rle.split()
-    if not all(t.isdigit() for t in tokens):
-        raise ValueError(f"RLE has a token that is not a positive integer: {rle[:60]!r}")
+    bad = next((t for t in tokens if not (t.isascii() and t.isdigit())), None)  # '²'.isdigit() is True
+    if bad is not None:
+        raise ValueError(f"RLE has a token that is not a positive integer: {bad[:20]!r} in {rle[:60]!r}")
     if len(tokens) % 2:
         raise ValueError(f"RLE has an odd number of values ({len(tokens)}): expected start/length pairs")
+    digits = len(str(n_pixels))  # compare lengths first: int() refuses over 4300 digits, int64 over 19
+    too_large = next((t for t in tokens if len(t.lstrip("0")) > digits or int(t) > n_pixels), None)
+    if too_large is not None:
+        shown = too_large if len(too_large) <= 30 else f"{too_large[:30]}... ({len(too_large)} digits)"
+        raise ValueError(f"RLE value {shown} is larger than the {n_pixels} pixels of a {shape} mask")
     pairs = np.asarray(tokens, dtype=np.int64).reshape(-1, 2)
     starts, lengths = pairs[:, 0], pairs[:, 1]
     if (starts < 1).any() or (lengths < 1).any():

@@ -1,4 +1,5 @@
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -13,7 +14,7 @@ validate(config, schema="../schemas/config.schema.yaml")
 FOLDS = list(range(config["folds"]["n"]))
 DEMO = config["data_dir"] == "demo"  # the built-in synthetic data, made by rule make_demo_data
 DEMO_DIR = "results/demo_data"
-DATA_DIR = DEMO_DIR if DEMO else config["data_dir"]
+DATA_DIR = DEMO_DIR if DEMO else os.path.expanduser(config["data_dir"])  # ~ is the shell's, so expand it here
 # One lock folder per machine and user, not per working directory: two experiments run from different
 # directories on one GPU box must not both take GPU 0.
 LOCK_DIR = os.path.join(tempfile.gettempdir(), f"saltnet-gpu-locks-{os.getuid()}")
@@ -86,7 +87,26 @@ def check_config_paths():
         check_demo_folder(DEMO_DIR)  # never replace a folder the pipeline did not make
     elif not os.path.isdir(DATA_DIR):
         hint = " (for the built-in demo data, set data_dir: demo)" if os.path.normpath(DATA_DIR) == DEMO_DIR else ""
-        raise ValueError(f"config key data_dir: folder {DATA_DIR} does not exist{hint}")
+        if not os.path.isabs(DATA_DIR):  # snakemake --directory changes the working directory
+            hint += (f"; looked for {os.path.abspath(DATA_DIR)}: a relative data_dir is resolved against the "
+                     f"working directory {os.getcwd()} (which snakemake --directory sets), so give an absolute path")
+        shown = DATA_DIR if DATA_DIR == config["data_dir"] else f"{DATA_DIR} (from {config['data_dir']!r})"
+        problem = "is not a folder" if os.path.exists(DATA_DIR) else "does not exist"
+        raise ValueError(f"config key data_dir: folder {shown} {problem}{hint}")
+
+
+def warn_odd_values():
+    """Values the schema allows but that are almost surely a mistake: a warning, not an error."""
+    threshold = config.get("threshold", "auto")
+    if threshold != "auto" and threshold in (0, 1):
+        effect = "almost every pixel is salt" if threshold == 0 else "no pixel is salt, so every mask is empty"
+        print(f"Warning: config key threshold: {threshold} means {effect} (a pixel is salt where its probability "
+              "is above the threshold); did you mean a value like 0.5, or auto?", file=sys.stderr)
+    min_area, pixels = config.get("min_area", "auto"), config.get("image_size", 101) ** 2
+    if min_area != "auto" and min_area > pixels:
+        print(f"Warning: config key min_area: {min_area} is more than the {pixels} pixels of an image, so every "
+              "predicted mask is emptied; did you mean auto?", file=sys.stderr)
 
 
 check_config_paths()
+warn_odd_values()
