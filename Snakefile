@@ -13,6 +13,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/weights.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/predict.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
@@ -20,4 +21,5 @@ rule all:
         "results/submission.csv",
         "results/cv_score.json",
         "results/run_info.json",
+        REPORT_FIGURES,  # figures for `snakemake --report results/report.html`
     default_target: True

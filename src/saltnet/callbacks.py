@@ -17,7 +17,7 @@ from fastai.learner import Recorder
 from .atomic import atomic_path
 
 __all__ = ["Autocast", "ChannelsLast", "NonFiniteLossError", "StopOnNonFiniteLoss", "BestModel",
-           "EpochHistory", "Checkpoint", "rng_state", "set_rng_state"]
+           "EpochHistory", "epoch_line", "Checkpoint", "rng_state", "set_rng_state"]
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +100,19 @@ class BestModel(SaveModelCallback):
 
 
 class EpochHistory(Callback):
-    """Collect one row per epoch (losses, metric, lr, seconds) and log it."""
+    """Collect one row per epoch (losses, metric, lr, seconds) and log it as one line that names the fold,
+    stage and size, `epoch k/N` (1-based), and estimates the time left in the stage.
+
+    rows: the rows of a resumed run; fold, stage ('train' or 'finetune') and size only label the log.
+    """
 
     order = Recorder.order + 1
 
-    def __init__(self, rows: list[dict] | None = None):
+    def __init__(self, rows: list[dict] | None = None, fold: int | None = None, stage: str = "",
+                 size: int | None = None):
         self.rows = list(rows or [])
+        parts = [f"fold {fold}" if fold is not None else "", stage, f"{size} px" if size else ""]
+        self.label = " ".join(p for p in parts if p)
 
     def before_epoch(self):
         self.start = time.time()
@@ -117,7 +124,28 @@ class EpochHistory(Callback):
         row = {"epoch": self.epoch, **{n: float(v) for n, v in zip(names, self.recorder.log[1:-1])}}
         row.update(lr=float(self.opt.hypers[-1]["lr"]), seconds=time.time() - self.start)
         self.rows.append(row)
-        log.info("epoch %d: %s", self.epoch, ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
+        log.info("%s", epoch_line(self.label, row, self.n_epoch, self.rows))
+
+
+def _duration(seconds: float) -> str:
+    """'45 s', '12 min 5 s', '2 h 3 min'."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def epoch_line(label: str, row: dict, n_epochs: int, rows: list[dict]) -> str:
+    """One log line for a finished epoch (row: epoch 0-based, losses, metric, lr, seconds); the time left
+    is the mean of the last 3 epochs' seconds (the first epoch carries warm-up) times the epochs to go."""
+    done = row["epoch"] + 1
+    values = " ".join(f"{k}={v:.4g}" for k, v in row.items() if k not in ("epoch", "seconds"))
+    recent = [r["seconds"] for r in rows[-3:]]
+    left = sum(recent) / len(recent) * (n_epochs - done)
+    eta = f"~{_duration(left)} left" if done < n_epochs else "stage done"
+    return f"{label + ', ' if label else ''}epoch {done}/{n_epochs}: {values} | {row['seconds']:.1f} s, {eta}"
 
 
 def rng_state() -> dict:

@@ -23,6 +23,7 @@ from .rle import rle_encode
 __all__ = ["make_demo_data", "check_demo_folder", "MANIFEST"]
 
 MANIFEST = ".saltnet-demo.json"  # what make_demo_data wrote: relative path -> sha1 of the bytes
+_NOT_DATA = {MANIFEST, ".snakemake_timestamp"}  # Snakemake stamps the directory outputs it made
 
 SIZE = 101
 
@@ -102,7 +103,7 @@ def make_demo_data(out_dir: str | Path, n_train: int = 200, n_test: int = 100, s
 
 def _digests(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and p.name != MANIFEST}
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name not in _NOT_DATA}
 
 
 def check_demo_folder(folder: str | Path) -> None:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import platform
 import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
-
-import torch
 
 __all__ = ["setup_logging", "set_threads", "provenance"]
 
@@ -17,24 +17,85 @@ _PACKAGES = ["saltnet", "torch", "torchvision", "fastai", "pretrainedmodels", "n
              "snakemake"]
 
 
+_ATTEMPT = "===== attempt "  # starts the header line of every attempt of a job in its log
+_FINISHED = "job finished"  # logged at exit by a job that raised no error
+_state = {"failed": False, "at_exit": False}
+
+
 def setup_logging(log_file: str | Path | None = None) -> None:
-    """Log INFO and above to stderr and, if given, to `log_file` (its folder is created)."""
+    """Log INFO and above to stderr and, if given, to `log_file` (its folder is created), under a header
+    line naming the attempt, the time and the host.
+
+    A job that runs again after an attempt that did not finish (a Snakemake retry, a rerun after a
+    failure or a kill) appends to the earlier attempts' log; a job whose last attempt finished starts a
+    new log. Snakemake deletes a job's log before every attempt, so the log has a second name that it
+    does not touch: `.<name>.attempts` beside it (a hard link, or a copy where links are not supported).
+    """
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    attempt, earlier = 1, ""
     if log_file:
-        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_file, mode="w"))
+        earlier = _unfinished_attempts(_kept_path(Path(log_file)))
+        attempt = earlier.count(_ATTEMPT) + 1
+        handlers += _log_file_handlers(Path(log_file), earlier)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         handlers=handlers, force=True)
     sys.excepthook = _log_uncaught
+    if not _state["at_exit"]:
+        atexit.register(_log_finished)
+        _state["at_exit"] = True
+    if log_file:
+        after = " (the attempt before did not finish: it failed or was killed)" if attempt > 1 else ""
+        logging.getLogger(__name__).info("%s%d%s, host %s, pid %d =====", _ATTEMPT, attempt, after,
+                                         platform.node(), os.getpid())
+
+
+def _kept_path(log_file: Path) -> Path:
+    return log_file.with_name(f".{log_file.name}.attempts")
+
+
+def _unfinished_attempts(kept: Path) -> str:
+    """The earlier attempts' log if the last of them did not finish, else ''."""
+    try:
+        text = kept.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "" if _FINISHED in text.rsplit(_ATTEMPT, 1)[-1] else text
+
+
+def _log_file_handlers(log_file: Path, earlier: str) -> list[logging.Handler]:
+    """Handlers that append to `log_file`, made to hold `earlier` first, and keep it under its second name."""
+    kept = _kept_path(log_file)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    if not earlier:
+        kept.unlink(missing_ok=True)
+    if kept.exists() and log_file.exists() and os.path.samefile(kept, log_file):
+        return [logging.FileHandler(log_file, mode="a")]  # already one file: continue it
+    log_file.write_text(earlier)
+    kept.unlink(missing_ok=True)
+    try:
+        os.link(log_file, kept)
+    except OSError:  # no hard links on this file system: write both
+        kept.write_text(earlier)
+        return [logging.FileHandler(log_file, mode="a"), logging.FileHandler(kept, mode="a")]
+    return [logging.FileHandler(log_file, mode="a")]
 
 
 def _log_uncaught(exc_type, exc, tb) -> None:
     """Put the error that ends a job into its log too, with the traceback; the message comes last."""
+    _state["failed"] = True
     logging.getLogger("saltnet").critical("job failed", exc_info=(exc_type, exc, tb))
+
+
+def _log_finished() -> None:
+    """At exit: mark the attempt finished, so that the job's next run starts a new log."""
+    if not _state["failed"]:
+        logging.getLogger(__name__).info(_FINISHED)
 
 
 def set_threads(n: int) -> None:
     """Use `n` CPU threads for torch's intra-op work (Snakemake's `threads`)."""
+    import torch  # here, not at the top: the report rules log through this module and never need torch
+
     torch.set_num_threads(max(1, int(n)))
 
 
@@ -57,6 +118,8 @@ def _git_commit(repo: Path) -> str | None:
 
 def provenance(repo: str | Path = ".") -> dict:
     """Package versions, Python, platform and the git commit of `repo` (None outside git)."""
+    import torch
+
     return {
         "packages": {name: _version(name) for name in _PACKAGES},
         "python": sys.version.split()[0],

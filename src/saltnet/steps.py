@@ -101,8 +101,8 @@ def predict_step(model_name: str, weights: str, size: int, packed_train: str, pa
         log.info("fold %d: predicting %d test and %d out-of-fold images on %s, precision %s (%s)", fold,
                  len(test.ids), len(valid_idx), lease.device, precision.name, precision.reason)
         kwargs = dict(size=input_size, device=lease.device, batch_size=batch_size, tta=tta, bf16=precision.bf16)
-        test_probs = predict_probs(model, test.images, **kwargs)
-        oof_probs = predict_probs(model, train.images[valid_idx], **kwargs)
+        test_probs = predict_probs(model, test.images, desc=f"fold {fold} test", **kwargs)
+        oof_probs = predict_probs(model, train.images[valid_idx], desc=f"fold {fold} out-of-fold", **kwargs)
     write_npz(out_test, ids=test.ids, probs=test_probs)
     write_npz(out_oof, ids=train.ids[valid_idx], probs=oof_probs)
 

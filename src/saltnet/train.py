@@ -151,7 +151,8 @@ def train_fold(data: PackedData, folds: pd.DataFrame, fold: int, settings: Train
     if init_weights:
         model.load_state_dict(load_state_dict_file(init_weights))
 
-    history = EpochHistory(ckpt["history"] if ckpt else None)
+    stage = "finetune" if init_weights else "train"  # names the stage in the epoch log lines
+    history = EpochHistory(ckpt["history"] if ckpt else None, fold, stage, settings.size)
     best = BestModel("map_iou", work_dir / "best.pth", *((ckpt["best"], ckpt["best_epoch"]) if ckpt else ()))
     cbs = [StopOnNonFiniteLoss(fold), ChannelsLast(), history, best,
            Checkpoint(work_dir / "checkpoint.pth", fingerprint, best, history)]

@@ -1,0 +1,124 @@
+"""'The run' page: what ran, where and how fast, and what is missing: config, package versions, git
+commit (run_info.json), device, precision and allocator per fold and stage (run.json), per-job time and
+memory (benchmarks/*/*.tsv), the benchmark table (bench.json) where one was made."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from ..atomic import write_text
+from .figures import new_figure, save_figure
+
+__all__ = ["read_benchmarks", "fold_runs", "missing_outputs", "run_page", "plot_job_times", "run_report"]
+
+_STYLE = ("body{font-family:sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;margin:.5em 0 1.5em}"
+          "td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left;font-size:90%}th{background:#eee}"
+          "pre{background:#f6f6f6;padding:.8em;font-size:85%}.missing{color:#b22222}")
+_BENCH_COLUMNS = {"s": "seconds", "h:m:s": "h:m:s", "max_rss": "max RSS (MB)", "mean_load": "mean load (%)",
+                  "cpu_time": "CPU time (s)"}
+
+
+def read_benchmarks(paths: list[str | Path]) -> pd.DataFrame:
+    """One row per Snakemake benchmark file that exists (benchmarks/<rule>/<job>.tsv), its first repeat."""
+    rows = []
+    for path in map(Path, paths):
+        if path.is_file():
+            record = pd.read_csv(path, sep="\t").iloc[0]
+            rows.append({"rule": path.parent.name, "job": path.stem,
+                         **{name: record[key] for key, name in _BENCH_COLUMNS.items() if key in record}})
+    return pd.DataFrame(rows, columns=["rule", "job", *_BENCH_COLUMNS.values()])
+
+
+def fold_runs(runs: dict[str, dict[int, str]]) -> pd.DataFrame:
+    """One row per run.json that exists (runs: {stage: {fold: path}}): where and how each stage ran."""
+    keys = ["size", "epochs", "best_epoch", "best_map_iou", "device", "precision", "precision_reason",
+            "allocator", "allocator_reason", "threads", "seconds", "resumed_from_epoch"]
+    rows = []
+    for stage, by_fold in runs.items():
+        for fold, path in sorted(by_fold.items()):
+            if Path(path).is_file():
+                info = json.loads(Path(path).read_text())
+                rows.append({"fold": int(fold), "stage": stage, **{k: info.get(k) for k in keys}})
+    frame = pd.DataFrame(rows, columns=["fold", "stage", *keys]).sort_values("fold", kind="stable")
+    frame["best_epoch"] = frame["best_epoch"].map(lambda e: None if e is None or pd.isna(e) else int(e) + 1)
+    return frame.rename(columns={"best_epoch": "best epoch (1-based)"})
+
+
+def missing_outputs(expected: dict[str, str]) -> list[str]:
+    """'what: path' for each expected output that does not exist (expected: {what: path})."""
+    return [f"{what}: {path}" for what, path in expected.items() if not Path(path).exists()]
+
+
+def _table(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return "<p>none</p>"
+    return frame.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}", border=0)
+
+
+def _bench_section(bench: str | Path | None) -> str:
+    if not bench or not Path(bench).is_file():
+        return "<p>no benchmark table (make one with <code>make bench</code>: results/bench.json)</p>"
+    rows = pd.DataFrame(json.loads(Path(bench).read_text()))
+    machine = rows.iloc[0] if len(rows) else {}
+    line = ", ".join(f"{k}: {machine[k]}" for k in ("device", "cpu_model", "cpu_capability", "native_bf16",
+                                                    "threads", "allocator", "load_avg_1m") if k in machine)
+    cols = [c for c in ("model", "mode", "precision", "size", "input_size", "batch_size", "img_per_s", "steps",
+                        "seconds", "ratio_to_smp") if c in rows]
+    return f"<p>{html.escape(line)}</p>" + _table(rows[cols])
+
+
+def _provenance(info: dict) -> str:
+    facts = {"git commit": info.get("git_commit"), "python": info.get("python"),
+             "platform": info.get("platform"), "CUDA available": info.get("cuda_available")}
+    packages = pd.DataFrame(sorted((info.get("packages") or {}).items()), columns=["package", "version"])
+    return _table(pd.DataFrame(list(facts.items()), columns=["", "value"])) + _table(packages)
+
+
+def run_page(run_info: dict, folds: pd.DataFrame, jobs: pd.DataFrame, missing: list[str],
+             bench: str | Path | None = None) -> str:
+    """The page as one self-contained HTML document (tables and the config as YAML)."""
+    if missing:
+        items = "".join(f"<li>{html.escape(m)}</li>" for m in missing)
+        status = (f"<p class='missing'>{len(missing)} expected output(s) missing (a failed or unfinished job: "
+                  f"see logs/&lt;rule&gt;/):</p><ul class='missing'>{items}</ul>")
+    else:
+        status = "<p>every expected output exists.</p>"
+    config = html.escape(yaml.safe_dump(run_info.get("config", {}), sort_keys=False))
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>The run</title><style>{_STYLE}</style>"
+            f"</head><body><h1>The run</h1>{status}"
+            f"<h2>Folds: device, precision, allocator, time</h2>{_table(folds)}"
+            f"<h2>Jobs: time and memory (benchmarks/)</h2>{_table(jobs)}"
+            f"<h2>Benchmark (results/bench.json)</h2>{_bench_section(bench)}"
+            f"<h2>Code and packages</h2>{_provenance(run_info)}"
+            f"<h2>Config</h2><pre>{config}</pre></body></html>\n")
+
+
+def plot_job_times(jobs: pd.DataFrame):
+    """Figure: wall time and peak memory of every benchmarked job, one bar each."""
+    fig, (time_ax, mem_ax) = new_figure(12, max(2.5, 0.35 * len(jobs) + 1.2), ncols=2, sharey=True)
+    labels = [f"{r} {j}" for r, j in zip(jobs["rule"], jobs["job"])]
+    time_ax.barh(labels, jobs["seconds"], color="tab:blue")
+    mem_ax.barh(labels, jobs["max RSS (MB)"], color="tab:purple")
+    time_ax.set(xlabel="wall time (s)", title=f"{len(jobs)} job(s), {jobs['seconds'].sum():.0f} s in all")
+    mem_ax.set(xlabel="peak resident memory (MB)", title="memory")
+    time_ax.invert_yaxis()
+    for ax in (time_ax, mem_ax):
+        ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+def run_report(run_info: str | Path, runs: dict[str, dict[int, str]], benchmarks: list[str | Path],
+               expected: dict[str, str], out_html: str | Path, out_times: str | Path,
+               bench: str | Path | None = None) -> list[str]:
+    """Write the run page and the job-times PNG from what exists (runs: {stage: {fold: run.json}},
+    benchmarks: Snakemake benchmark files, expected: {what: path}); returns the missing outputs."""
+    info = json.loads(Path(run_info).read_text())
+    jobs, missing = read_benchmarks(benchmarks), missing_outputs(expected)
+    write_text(out_html, run_page(info, fold_runs(runs), jobs, missing, bench))
+    save_figure(plot_job_times(jobs), out_times)
+    return missing
