@@ -61,6 +61,15 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 
     return proc
 
 
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory) -> Path:
+    """One complete run of the DAG on the tiny demo config, shared by the tests that only read it."""
+    workdir = tmp_path_factory.mktemp("run")
+    write_config(workdir)
+    run_snakemake(workdir)
+    return workdir
+
+
 @pytest.fixture
 def tiny_workdir(tmp_path: Path) -> Path:
     """A work directory holding the tiny config."""

@@ -47,7 +47,7 @@ def test_unknown_encoder_lists_the_choices(tmp_path):
 
 @offline_only
 def test_offline_fetch_rule_fails_clearly(tmp_path, empty_torch_cache):
-    write_config(tmp_path, encoder_weights="imagenet")
+    write_config(tmp_path, model="unet_resnet34", encoder_weights="imagenet")
     proc = run_snakemake(tmp_path, "results/train/fold0/model.pth", check=False)
     assert proc.returncode != 0
     assert "rule fetch_encoder_weights" in proc.stdout + proc.stderr
@@ -79,7 +79,7 @@ def test_training_loads_the_weights_file_not_imagenet(tmp_path, setting):
         config_value = "imagenet"
     weights.parent.mkdir(parents=True)
     weights.write_bytes(b"not a state dict")
-    write_config(tmp_path, encoder_weights=config_value)
+    write_config(tmp_path, model="unet_resnet34", encoder_weights=config_value)
     proc = run_snakemake(tmp_path, "results/train/fold0/model.pth", check=False)
     assert proc.returncode != 0
     assert "rule fetch_encoder_weights" not in proc.stdout + proc.stderr

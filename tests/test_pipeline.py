@@ -15,15 +15,6 @@ from conftest import REPO, SNAKEMAKE, run_snakemake, write_config
 from saltnet.rle import rle_decode
 
 
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    """One complete run of the DAG on the tiny demo config."""
-    workdir = tmp_path_factory.mktemp("run")
-    write_config(workdir)
-    run_snakemake(workdir)
-    return workdir
-
-
 def count_jobs(dry_run_stdout: str) -> dict[str, int]:
     table = re.search(r"job\s+count\n[-\s]+\n(.*?)\ntotal", dry_run_stdout, re.S).group(1)
     return {name: int(n) for name, n in (line.split() for line in table.splitlines())}

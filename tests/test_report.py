@@ -248,11 +248,9 @@ def decoded(entry: dict) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def report_run(tmp_path_factory):
-    """The tiny DAG run once (with its report figures), then `snakemake --report results/report.html`."""
-    workdir = tmp_path_factory.mktemp("report_run")
-    write_config(workdir)
-    run_snakemake(workdir)
+def report_run(finished_run):
+    """The tiny DAG run once for the session (with its report figures), then `snakemake --report`."""
+    workdir = finished_run
     started = time.time()
     run_snakemake(workdir, "--report", "results/report.html")
     print(f"snakemake --report: {time.time() - started:.1f} s, "

@@ -78,7 +78,7 @@ def time_steps(step: Callable[[], None], sync: Callable[[], None], min_steps: in
     for _ in range(WARMUP_STEPS):
         step()
     sync()
-    if time.perf_counter() - row_start >= max_seconds:
+    if WARMUP_STEPS and time.perf_counter() - row_start >= max_seconds:
         return WARMUP_STEPS, time.perf_counter() - row_start
     steps, start = 0, time.perf_counter()
     while True:
