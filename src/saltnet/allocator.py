@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["JEMALLOC_PATHS", "choose_allocator", "preload_allocator", "allocator_in_use"]
+__all__ = ["JEMALLOC_PATHS", "cpu_field", "choose_allocator", "preload_allocator", "allocator_in_use"]
 
 JEMALLOC_PATHS = (
     "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2",
@@ -49,25 +49,22 @@ def allocator_in_use() -> str:
         return "system"
 
 
+def cpu_field(name: str, default: str = "") -> str:
+    """A field of /proc/cpuinfo ('model name', 'flags'); `default` where there is none (imports no torch)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return default
+    return next((line.split(":", 1)[1].strip() for line in lines if line.split(":", 1)[0].strip() == name), default)
+
+
 def _machine_key() -> str:
     from importlib import metadata
 
-    model = platform.processor()
-    try:
-        model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                      if line.startswith("model name")), model)
-    except OSError:
-        pass
-    flags = "amx" if "amx_bf16" in _cpu_flags() else "avx512" if "avx512f" in _cpu_flags() else "avx2"
-    isa = os.environ.get("ATEN_CPU_CAPABILITY") or os.environ.get("ONEDNN_MAX_CPU_ISA") or flags
+    model, flags = cpu_field("model name", platform.processor()), cpu_field("flags").split()
+    isa = "amx" if "amx_bf16" in flags else "avx512" if "avx512f" in flags else "avx2"
+    isa = os.environ.get("ATEN_CPU_CAPABILITY") or os.environ.get("ONEDNN_MAX_CPU_ISA") or isa
     return f"{platform.node()}|{model}|{isa}|{os.cpu_count()} cpus|torch {metadata.version('torch')}"
-
-
-def _cpu_flags() -> str:
-    try:
-        return next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
-    except OSError:
-        return ""
 
 
 def _probe(preload: str | None, workload: tuple[str, int, int]) -> float:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .allocator import cpu_field
+
 __all__ = ["Precision", "resolve_bf16", "cpu_info", "cpu_bf16_speedup"]
 
 log = logging.getLogger(__name__)
@@ -41,14 +43,8 @@ class Precision:
 @functools.lru_cache(maxsize=1)
 def cpu_info() -> dict:
     """CPU model, the ISA torch dispatches to, native bf16, threads: named with every speed figure."""
-    model = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as handle:
-            model = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), model)
-    except OSError:
-        pass
     return {
-        "cpu_model": model,
+        "cpu_model": cpu_field("model name", platform.processor() or "unknown"),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "native_bf16": _native_cpu_bf16(),
         "threads": torch.get_num_threads(),
