@@ -27,8 +27,7 @@ from .models.weights import load_state_dict_file
 from .postprocess import apply_postprocess, choose_postprocess
 from .precision import resolve_bf16
 from .predict import predict_probs
-from .rle import rle_encode
-from .submission import validate_submission, write_submission_csv
+from .submission import build_submission, validate_submission, write_submission_csv
 from .train import OWN_FILES, TrainSettings, fold_indices, train_fold
 
 __all__ = ["pack_step", "folds_step", "train_step", "predict_step", "ensemble_step", "postprocess_step",
@@ -153,8 +152,7 @@ def submission_step(ensemble: str, sample_submission: str, postprocess: str, out
     with np.load(ensemble, allow_pickle=False) as npz:
         ids, probs = npz["ids"], npz["probs"]
     sample_ids = pd.read_csv(sample_submission, dtype=str, keep_default_na=False)["id"].tolist()
-    masks = apply_postprocess(probs, chosen["threshold"], chosen["min_area"])
-    sub = pd.DataFrame({"id": [str(i) for i in ids], "rle_mask": [rle_encode(m) for m in masks]})
+    sub = build_submission(ids, apply_postprocess(probs, chosen["threshold"], chosen["min_area"]))
     validate_submission(sub, sample_ids, probs.shape[1:])
     sub = sub.set_index("id").loc[sample_ids].reset_index()
     write_submission_csv(sub, out)

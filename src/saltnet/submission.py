@@ -1,4 +1,4 @@
-"""Submission: threshold, RLE, validate against sample_submission.csv, write id,rle_mask."""
+"""Submission: RLE of the final masks, validate against sample_submission.csv, write id,rle_mask."""
 
 from __future__ import annotations
 
@@ -17,12 +17,9 @@ class SubmissionError(ValueError):
     """The submission would not be accepted; the message says why."""
 
 
-def build_submission(ids: np.ndarray, probs: np.ndarray, threshold: float) -> pd.DataFrame:
-    """ids (N,), probs (N, H, W) -> DataFrame id, rle_mask (empty string for an empty mask)."""
-    if not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
-    rles = [rle_encode(p > threshold) for p in probs]
-    return pd.DataFrame({"id": [str(i) for i in ids], "rle_mask": rles})
+def build_submission(ids: np.ndarray, masks: np.ndarray) -> pd.DataFrame:
+    """ids (N,), masks (N, H, W) bool (post-processed) -> DataFrame id, rle_mask ('' for an empty mask)."""
+    return pd.DataFrame({"id": [str(i) for i in ids], "rle_mask": [rle_encode(m) for m in masks]})
 
 
 def validate_submission(sub: pd.DataFrame, sample_ids: list[str], shape: tuple[int, int] = (101, 101)) -> None:
