@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .metric import image_scores
+from .oof import load_oof
 
 __all__ = ["VARIANTS", "variant_command", "run_variant", "score_fold", "parse_args", "main"]
 
@@ -71,12 +72,8 @@ def _merge_sections(entries: list[str]) -> list[str]:
 
 def score_fold(folder: Path) -> float:
     """Competition score of fold 0's out-of-fold probabilities at threshold 0.5."""
-    with np.load(folder / "results/predict/fold0/oof.npz", allow_pickle=False) as npz:
-        ids, probs = npz["ids"], npz["probs"]
-    with np.load(folder / "results/packed/train.npz", allow_pickle=False) as npz:
-        index = {sample_id: i for i, sample_id in enumerate(npz["ids"])}
-        masks = npz["masks"][[index[i] for i in ids]]
-    return float(image_scores(probs.astype(np.float32) > 0.5, masks.astype(bool)).mean())
+    oof = load_oof(folder / "results/packed/train.npz", {0: folder / "results/predict/fold0/oof.npz"})
+    return float(image_scores(oof.probs.astype(np.float32) > 0.5, oof.truth).mean())
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

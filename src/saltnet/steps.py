@@ -24,6 +24,7 @@ from .folds import split_folds
 from .metric import image_scores
 from .models import build_model, get_model_spec
 from .models.weights import load_state_dict_file
+from .oof import load_oof
 from .postprocess import apply_postprocess, choose_postprocess
 from .precision import resolve_bf16
 from .predict import predict_probs
@@ -112,29 +113,12 @@ def ensemble_step(fold_preds: list[str], out: str) -> None:
     log.info("averaged %d folds over %d test images", len(fold_preds), len(ids))
 
 
-def _load_oof(packed_train: str, oof_preds: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per OOF file: probs (n, H, W) float16 and truth (n, H, W) bool; checks every training image is
-    predicted exactly once."""
-    train = load_packed(packed_train)
-    index = {sample_id: i for i, sample_id in enumerate(train.ids)}
-    per_file, seen = [], []
-    for path in oof_preds:
-        with np.load(path, allow_pickle=False) as npz:
-            ids, probs = npz["ids"], npz["probs"]
-        per_file.append((probs, train.masks[[index[i] for i in ids]].astype(bool)))
-        seen.extend(ids.tolist())
-    if sorted(seen) != sorted(train.ids.tolist()):
-        raise ValueError("out-of-fold predictions do not cover every training image exactly once")
-    return per_file
-
-
 def postprocess_step(packed_train: str, oof_preds: list[str], threshold: float | str, min_area: int | str,
                      out: str) -> None:
     """Threshold and min_area searched on all out-of-fold predictions ('auto') or kept (a number); JSON
     with both, how each was chosen, the OOF score before and after, and the score over thresholds."""
-    oof = _load_oof(packed_train, oof_preds)
-    probs, truth = np.concatenate([p for p, _ in oof]), np.concatenate([t for _, t in oof])
-    chosen = choose_postprocess(probs, truth, threshold, min_area)
+    oof = load_oof(packed_train, dict(enumerate(oof_preds)), complete=True)
+    chosen = choose_postprocess(oof.probs, oof.truth, threshold, min_area)
     write_json(out, chosen)
     log.info("threshold %s (%s), min_area %d (%s): OOF score %.4f -> %.4f", chosen["threshold"],
              chosen["threshold_source"], chosen["min_area"], chosen["min_area_source"],
@@ -167,10 +151,12 @@ def cv_score_step(packed_train: str, oof_preds: list[str], folds: list[int], pos
     settings = {"raw": chosen["before"], "postprocessed": chosen["after"]}
     per_fold = {name: {} for name in settings}
     scores = {name: [] for name in settings}
-    for fold, (probs, truth) in zip(folds, _load_oof(packed_train, oof_preds)):
+    oof = load_oof(packed_train, dict(zip(folds, oof_preds)), complete=True)
+    for fold in folds:
+        rows = oof.fold == fold
         for name, setting in settings.items():
-            pred = apply_postprocess(probs, setting["threshold"], setting["min_area"])
-            fold_scores = image_scores(pred, truth)
+            pred = apply_postprocess(oof.probs[rows], setting["threshold"], setting["min_area"])
+            fold_scores = image_scores(pred, oof.truth[rows])
             per_fold[name][str(fold)] = float(fold_scores.mean())
             scores[name].append(fold_scores)
     overall = {name: float(np.concatenate(scores[name]).mean()) for name in settings}

@@ -12,7 +12,7 @@ from ..dataset import load_packed
 from ..metric import image_scores
 from ..postprocess import apply_postprocess
 from .figures import new_figure, save_figure
-from .oof import OofData, load_oof
+from ..oof import OofData, load_oof
 
 __all__ = ["N_EXAMPLES", "worst_and_best", "plot_overlays", "oof_examples", "sample_test_predictions",
            "examples_figures"]

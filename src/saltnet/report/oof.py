@@ -4,14 +4,13 @@ function of the threshold, and the score by salt-coverage class (where a competi
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..dataset import load_packed
 from ..metric import image_scores
+from ..oof import OofData, load_oof
 from ..postprocess import apply_postprocess
 from .figures import POSTPROCESSED, RAW, new_figure, save_figure
 
@@ -20,33 +19,6 @@ __all__ = ["COVERAGE_CLASSES", "COVERAGE_EDGES", "OofData", "load_oof", "coverag
 
 COVERAGE_CLASSES = ("empty", "small", "medium", "large")
 COVERAGE_EDGES = (0.1, 0.5)  # salt share of the image: small (0, 10%], medium (10%, 50%], large above 50%
-
-
-@dataclass
-class OofData:
-    """ids (N,) str, fold (N,) int, images (N, H, W) uint8, probs (N, H, W) float16, truth (N, H, W) bool."""
-
-    ids: np.ndarray
-    fold: np.ndarray
-    images: np.ndarray
-    probs: np.ndarray
-    truth: np.ndarray
-
-
-def load_oof(packed_train: str | Path, oof: dict[int, str]) -> OofData:
-    """Every fold's oof.npz joined by id to its training image and mask (oof: {fold: path})."""
-    train = load_packed(packed_train)
-    index = {sample_id: i for i, sample_id in enumerate(train.ids)}
-    ids, folds, probs = [], [], []
-    for fold, path in sorted(oof.items()):
-        with np.load(path, allow_pickle=False) as npz:
-            ids.append(npz["ids"])
-            probs.append(npz["probs"])
-        folds.append(np.full(len(ids[-1]), int(fold)))
-    ids = np.concatenate(ids)
-    rows = np.array([index[i] for i in ids], dtype=np.int64)
-    return OofData(ids, np.concatenate(folds), train.images[rows], np.concatenate(probs),
-                   train.masks[rows].astype(bool))
 
 
 def coverage_class(truth: np.ndarray, edges: tuple[float, float] = COVERAGE_EDGES) -> np.ndarray:

@@ -1,0 +1,45 @@
+"""Out-of-fold predictions joined to the training images and masks they predict: one loader for the
+post-processing search, the CV score, the report and the ablation runner."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .dataset import load_packed
+
+__all__ = ["OofData", "load_oof"]
+
+
+@dataclass
+class OofData:
+    """ids (N,) str, fold (N,) int, images (N, H, W) uint8, probs (N, H, W) float16, truth (N, H, W) bool."""
+
+    ids: np.ndarray
+    fold: np.ndarray
+    images: np.ndarray
+    probs: np.ndarray
+    truth: np.ndarray
+
+
+def load_oof(packed_train: str | Path, oof: dict[int, str | Path], complete: bool = False) -> OofData:
+    """Every fold's oof.npz ({fold: path}, in fold order) joined by id to its training image and mask.
+
+    complete: raise ValueError unless the folds predict every training image exactly once.
+    """
+    train = load_packed(packed_train)
+    index = {sample_id: i for i, sample_id in enumerate(train.ids)}
+    ids, folds, probs = [], [], []
+    for fold, path in sorted(oof.items()):
+        with np.load(path, allow_pickle=False) as npz:
+            ids.append(npz["ids"])
+            probs.append(npz["probs"])
+        folds.append(np.full(len(ids[-1]), int(fold)))
+    ids = np.concatenate(ids)
+    if complete and sorted(ids.tolist()) != sorted(train.ids.tolist()):
+        raise ValueError("out-of-fold predictions do not cover every training image exactly once")
+    rows = np.array([index[i] for i in ids], dtype=np.int64)
+    return OofData(ids, np.concatenate(folds), train.images[rows], np.concatenate(probs),
+                   train.masks[rows].astype(bool))
