@@ -28,7 +28,7 @@ from .losses import get_loss
 from .models import MODELS, build_model
 from .precision import cpu_info
 
-__all__ = ["SMP_NAME", "machine_info", "time_steps", "bench_model", "add_ratios", "format_table", "run", "main"]
+__all__ = ["SMP_NAME", "machine_info", "time_steps", "train_step", "bench_model", "add_ratios", "format_table", "run", "main"]
 
 SMP_NAME = "smp_unet_resnet34"
 MODES = ("train", "infer")
@@ -89,7 +89,7 @@ def time_steps(step: Callable[[], None], sync: Callable[[], None], min_steps: in
             return steps, now - start
 
 
-def _train_step(model: nn.Module, x: torch.Tensor, target: torch.Tensor, bf16: bool) -> Callable[[], None]:
+def train_step(model: nn.Module, x: torch.Tensor, target: torch.Tensor, bf16: bool) -> Callable[[], None]:
     """x: (N, 3, S, S) float; target: (N, 1, S', S') in {0,1} -> one forward+loss+backward+Adam step."""
     loss_fn, optimizer = get_loss("symmetric_lovasz"), torch.optim.Adam(model.parameters(), lr=1e-4)
 
@@ -127,7 +127,7 @@ def bench_model(model: nn.Module, size: int, device: torch.device, args: argpars
         model.train(mode == "train")
         for precision in args.precisions:
             bf16 = precision == "bf16"
-            step = _train_step(model, x, target, bf16) if mode == "train" else _infer_step(model, x, bf16)
+            step = train_step(model, x, target, bf16) if mode == "train" else _infer_step(model, x, bf16)
             steps, seconds = time_steps(step, sync, args.min_steps, args.min_seconds, args.max_seconds)
             rows.append(dict(mode=mode, precision=precision, size=size, input_size=input_size,
                              batch_size=args.batch_size, img_per_s=steps * args.batch_size / seconds,

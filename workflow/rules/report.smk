@@ -47,7 +47,7 @@ rule report_training:
 
 rule report_overview:
     input:
-        flat(stage_files("history.parquet")),
+        flat(stage_files("history")),
     output:
         report(
             "results/report/training/overview.png",
@@ -57,7 +57,7 @@ rule report_overview:
             labels={"figure": "every fold"},
         ),
     params:
-        histories=stage_files("history.parquet"),
+        histories=stage_files("history"),
     log:
         "logs/report_overview/report_overview.log",
     conda:
@@ -68,7 +68,7 @@ rule report_overview:
 
 use rule report_overview as report_overview_partial with:
     input:
-        lambda wildcards: existing(flat(stage_files("history.parquet"))),
+        lambda wildcards: existing(flat(stage_files("history"))),
     output:
         report(
             "results/report/partial/overview.png",
@@ -131,7 +131,7 @@ rule report_examples:
 rule report_run:
     input:
         run_info=rules.run_info.output[0],
-        runs=flat(stage_files("run.json")),
+        runs=flat(stage_files("run")),
         benchmarks=job_benchmarks(),
         outputs=list(expected_outputs().values()),
         bench=bench_table,
@@ -141,7 +141,7 @@ rule report_run:
         times=report(RUN_PAGE[1], caption="../report/job_times.rst", category="The run",
                      labels={"figure": "time and memory per job"}),
     params:
-        runs=stage_files("run.json"),
+        runs=stage_files("run"),
         expected=expected_outputs(),
     log:
         "logs/report_run/report_run.log",
@@ -154,7 +154,7 @@ rule report_run:
 use rule report_run as report_run_partial with:
     input:
         run_info=rules.run_info.output[0],
-        runs=lambda wildcards: existing(flat(stage_files("run.json"))),
+        runs=lambda wildcards: existing(flat(stage_files("run"))),
         benchmarks=lambda wildcards: existing(job_benchmarks()),
         outputs=lambda wildcards: existing(expected_outputs().values()),
         bench=bench_table,

@@ -1,12 +1,14 @@
 # Input functions and file lists of the report rules (workflow/rules/report.smk); no rules here.
 
 
-REPORT_STAGES = ["train", "finetune"]
+STAGE_RULES = {"train": rules.train_fold, "finetune": rules.finetune_fold}
+REPORT_STAGES = list(STAGE_RULES)
 
 
-def stage_files(name, folds=FOLDS):
-    """{stage: {fold: results/<stage>/fold<k>/<name>}} for the training stages."""
-    return {stage: {fold: f"results/{stage}/fold{fold}/{name}" for fold in folds} for stage in REPORT_STAGES}
+def stage_files(key, folds=FOLDS):
+    """{stage: {fold: path}} of output `key` ('history', 'run') of the training rules."""
+    return {stage: {fold: str(expand(getattr(step.output, key), fold=fold)[0]) for fold in folds}
+            for stage, step in STAGE_RULES.items()}
 
 
 def flat(by_stage):
@@ -21,13 +23,15 @@ def existing(paths):
 
 def expected_outputs():
     """{what: path} of every output the run should end with; the run page lists the missing ones."""
+    histories = stage_files("history")
     expected = {}
     for fold in FOLDS:
         for stage in REPORT_STAGES:
-            expected[f"fold {fold} {stage}"] = f"results/{stage}/fold{fold}/history.parquet"
-        expected[f"fold {fold} predictions"] = f"results/predict/fold{fold}/oof.npz"
-    for name in ("ensemble/test.npz", "postprocess.json", "cv_score.json", "submission.csv"):
-        expected[name] = f"results/{name}"
+            expected[f"fold {fold} {stage}"] = histories[stage][fold]
+        expected[f"fold {fold} predictions"] = str(expand(rules.predict_fold.output.oof, fold=fold)[0])
+    for step in (rules.ensemble, rules.postprocess, rules.cv_score, rules.submission):
+        path = str(step.output[0])  # a plain string: params are pickled for the job's script
+        expected[path.removeprefix("results/")] = path
     return expected
 
 
@@ -53,9 +57,9 @@ REPORT_FIGURES = [*TRAINING_FIGURES, "results/report/training/overview.png", *OO
 def partial_report_inputs(wildcards):
     """What a run that stopped part-way can show: the figures of every fold stage that finished, the
     out-of-fold figures and examples if the run got that far, the overview and run page of what exists."""
+    histories, runs = stage_files("history"), stage_files("run")
     done = [(stage, fold) for stage in REPORT_STAGES for fold in FOLDS
-            if os.path.exists(f"results/{stage}/fold{fold}/history.parquet")
-            and os.path.exists(f"results/{stage}/fold{fold}/run.json")]
+            if os.path.exists(histories[stage][fold]) and os.path.exists(runs[stage][fold])]
     figures = [f"results/report/training/{stage}_fold{fold}.png" for stage, fold in done]
     if all(os.path.exists(path) for path in rules.report_oof.input):
         figures += OOF_FIGURES
