@@ -65,6 +65,13 @@ def stage_settings(stage):
     return {**{k: config[k] for k in keys}, "encoder_weights": ENCODER_WEIGHTS, **config[stage]}
 
 
+def fold_threads(wildcards):
+    """Threads of a per-fold job: config fold_threads, or with `share` the --cores spread over the folds."""
+    if config["fold_threads"] == "share":
+        return max(1, (workflow.cores or 1) // len(FOLDS))
+    return config["fold_threads"]
+
+
 def gpu_mem_mb(wildcards, attempt):
     return 8000 * attempt
 

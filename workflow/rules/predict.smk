@@ -15,7 +15,7 @@ rule predict_fold:
         lock_dir=LOCK_DIR,
         gpu_slots=config.get("gpu_slots"),
         allocator=config["allocator"],
-    threads: 8
+    threads: fold_threads
     resources:
         gpu=1,
         mem_mb=gpu_mem_mb,
