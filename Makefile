@@ -1,13 +1,14 @@
 # Quick start:  make demo   (create .venv, install, run the whole DAG on the built-in demo data)
 #               make test   (create .venv, install, run the test suite)
 #               make bench  (train/infer images/s of every model and of smp's U-Net -> results/bench.json)
+#               make gpu-check  (on a GPU machine: benchmark + one fold of the competition preset, < 8 min)
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 CORES ?= all
 DATA_DIR ?= ../shared/data/tgs
 
-.PHONY: demo test lint bench clean-demo ablation
+.PHONY: demo test lint bench clean-demo ablation gpu-check gpu-wheels
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -31,3 +32,21 @@ bench: $(STAMP)
 # What each recipe part buys on the real data: short one-fold proxies (about 8 min each on 2 cores).
 ablation: $(STAMP)
 	$(VENV)/bin/python -m saltnet.ablate --data-dir $(DATA_DIR) --out results/ablation.json
+
+# On a GPU machine (docs/gpu.md): the benchmark on CUDA, then one fold of the competition preset for
+# 3 + 2 epochs at 128 and 224 px from random init, then prediction -> results/gpu-check.json. Uses the
+# machine's python3 and its torch; the other packages come from .whl/ (make gpu-wheels, wherever pip
+# reaches the package registry) when the machine has no internet, else from the registry.
+GPU_PYTHON ?= python3
+GPU_SITE ?= /tmp/saltnet-gpu-site
+gpu-check:
+	@if ! PYTHONPATH=src $(GPU_PYTHON) -c "import fastai, pretrainedmodels, saltnet.gpucheck" 2>/dev/null; then \
+	  if ls .whl/*.whl >/dev/null 2>&1; then \
+	    $(GPU_PYTHON) -m pip install -q --no-index --no-deps --no-compile --target $(GPU_SITE) .whl/*.whl; \
+	  else $(GPU_PYTHON) -m pip install -q --target $(GPU_SITE) fastai pretrainedmodels six segmentation-models-pytorch; fi; \
+	fi
+	PYTHONPATH=src:$(GPU_SITE) PYTHONUNBUFFERED=1 $(GPU_PYTHON) -m saltnet.gpucheck --out results/gpu-check.json
+
+# The wheels gpu-check installs on a GPU node without internet (Python 3.12 there); run where pip works.
+gpu-wheels: $(STAMP)
+	$(VENV)/bin/python tools/gpu_wheels.py .whl

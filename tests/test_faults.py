@@ -74,7 +74,8 @@ from saltnet.steps import train_step
 from saltnet.train import TrainSettings
 root, epochs, lr = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 train_step(f"{root}/train.npz", f"{root}/folds.parquet", 0,
-           TrainSettings(size=64, epochs=epochs, batch_size=8, lr=lr, seed=1),
+           TrainSettings(model="resunet_scse", size=128, epochs=epochs, batch_size=8, lr=lr, seed=1,
+                         checkpoint_minutes=0),
            out_model=f"{root}/out/model.pth", out_history=f"{root}/out/history.parquet",
            out_run=f"{root}/out/run.json", work_dir=f"{root}/work", lock_dir=f"{root}/locks")
 """

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import threading
 import time
 
@@ -51,19 +52,26 @@ def test_slurm_assignment_is_respected_without_locks(tmp_path, monkeypatch):
     assert not (tmp_path / "locks").exists(), "no lock files when SLURM chose the GPU"
 
 
-def test_dag_gives_concurrent_folds_different_slots(tmp_path):
-    """4 folds, 2 GPU slots, 2 concurrent jobs: every job holds slot 0 or 1, overlapping jobs never the same."""
-    write_config(tmp_path, folds={"n": 4, "seed": 42}, gpu_slots=2)
-    runs = [f"results/train/fold{k}/run.json" for k in range(4)]
-    started = time.time()
-    # One thread per job so that two fit on 2 cores at once (the rule asks for 8, capped at --cores).
-    run_snakemake(tmp_path, *runs, "--resources", "gpu=2", "--set-threads", "train_fold=1",
-                  env={"SLURM_JOB_ID": "", "CUDA_VISIBLE_DEVICES": ""})
-    print(f"\nTIMING gpu-lease DAG, 4 folds on 2 slots: {time.time() - started:.0f} s")
+def test_dag_jobs_skip_a_held_slot_and_wait_for_the_free_one(tmp_path):
+    """2 folds, 2 GPU slots, slot 0 held by another experiment (this test), 2 jobs at a time: both
+    folds take slot 1, and never at once (the second waits for it), whatever the start-up jitter.
+
+    (That two leases get two different slots is the first test's, without the DAG's timing.)
+    """
+    write_config(tmp_path, gpu_slots=2)
+    tmp = tmp_path / "tmp"  # the DAG's lock folder is under the temp dir: this test's own, not the machine's
+    tmp.mkdir()
+    runs = [f"results/train/fold{k}/run.json" for k in range(2)]
+    env = {"SLURM_JOB_ID": "", "CUDA_VISIBLE_DEVICES": "", "TMPDIR": str(tmp)}
+    lock_dir = tmp / f"saltnet-gpu-locks-{os.getuid()}"
+    with device_lease(lock_dir, n_slots=2) as held:
+        assert held.slot == 0
+        started = time.time()
+        # One thread per job so that two run at once on 2 cores (the rule asks for 8, capped at --cores).
+        run_snakemake(tmp_path, *runs, "--resources", "gpu=2", "--set-threads", "train_fold=1", env=env)
+        print(f"\nTIMING gpu-lease DAG, 2 folds on 1 free slot of 2: {time.time() - started:.0f} s")
     jobs = [json.loads((tmp_path / run).read_text()) for run in runs]
-    assert all(job["lease"] == "lock file" and job["gpu_slot"] in {0, 1} for job in jobs), jobs
-    overlapping = [(a, b) for a, b in itertools.combinations(jobs, 2)
+    assert [(job["lease"], job["gpu_slot"]) for job in jobs] == [("lock file", 1)] * 2, jobs
+    overlapping = [(a["fold"], b["fold"]) for a, b in itertools.combinations(jobs, 2)
                    if a["start"] < b["end"] and b["start"] < a["end"]]
-    assert overlapping, "no two folds ran at the same time: the test shows nothing"
-    for a, b in overlapping:
-        assert a["gpu_slot"] != b["gpu_slot"], f"folds {a['fold']} and {b['fold']} overlapped on slot {a['gpu_slot']}"
+    assert not overlapping, f"folds held slot 1 at the same time: {overlapping}"

@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, SNAKEMAKE, run_snakemake, write_config
+from conftest import DAG_TARGETS, REPO, SNAKEMAKE, run_snakemake, write_config
 from saltnet.rle import rle_decode
 
 
@@ -83,7 +83,7 @@ def test_shipped_configs_follow_the_schema(config):
 def test_same_seed_same_submission(finished_run, tmp_path):
     """On the CPU a second run with the same config writes byte-identical folds and submission."""
     write_config(tmp_path)
-    run_snakemake(tmp_path)
+    run_snakemake(tmp_path, *DAG_TARGETS)
     for name in ("results/submission.csv", "results/folds.parquet", "results/cv_score.json"):
         assert (tmp_path / name).read_bytes() == (finished_run / name).read_bytes(), name
 

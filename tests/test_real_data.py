@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from conftest import run_snakemake, write_config
+from conftest import DAG_TARGETS, run_snakemake, write_config
 from saltnet.rle import rle_decode
 
 
@@ -37,7 +37,7 @@ def test_dag_on_a_real_data_slice(real_data, tmp_path):
     data = make_slice(real_data, tmp_path / "tgs", n_train=30, n_test=10)
     workdir = tmp_path / "run"
     write_config(workdir, data_dir=str(data))
-    run_snakemake(workdir)
+    run_snakemake(workdir, *DAG_TARGETS)
     sub = pd.read_csv(workdir / "results/submission.csv", dtype=str, keep_default_na=False)
     assert sub["id"].tolist() == pd.read_csv(data / "sample_submission.csv", dtype=str)["id"].tolist()
     assert all(rle_decode(rle).shape == (101, 101) for rle in sub["rle_mask"])

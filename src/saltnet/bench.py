@@ -66,19 +66,22 @@ def machine_info(device: torch.device) -> dict:
 
 
 def time_steps(step: Callable[[], None], sync: Callable[[], None], min_steps: int, min_seconds: float,
-               max_seconds: float) -> tuple[int, float]:
+               max_seconds: float, compiled: bool = False) -> tuple[int, float]:
     """Warm up, then time `step` until min_steps and min_seconds are reached -> (steps, seconds).
 
     The row stops early once it has run max_seconds, warm-up included, but times at least one step:
     a step of emulated bf16 can take longer than max_seconds by itself. A warm-up that alone exceeds
     max_seconds is the measurement (one step, a slight underestimate of the speed), so a slow row
-    costs one step, not two.
+    costs one step, not two. A `compiled` model's warm-up (the compilation: a minute or more) is never
+    the measurement, and the row's max_seconds count from its end.
     """
     row_start = time.perf_counter()
-    for _ in range(WARMUP_STEPS):
+    for _ in range(WARMUP_STEPS + compiled):  # a second step: compiled code may re-specialise once
         step()
     sync()
-    if WARMUP_STEPS and time.perf_counter() - row_start >= max_seconds:
+    if compiled:
+        row_start = time.perf_counter()
+    elif WARMUP_STEPS and time.perf_counter() - row_start >= max_seconds:
         return WARMUP_STEPS, time.perf_counter() - row_start
     steps, start = 0, time.perf_counter()
     while True:
@@ -111,9 +114,10 @@ def _infer_step(model: nn.Module, x: torch.Tensor, bf16: bool) -> Callable[[], N
 
 
 def bench_model(model: nn.Module, size: int, device: torch.device, args: argparse.Namespace,
-                input_size: int | None = None) -> list[dict]:
+                input_size: int | None = None, compiled: bool = False) -> list[dict]:
     """Rows for one built model at `size`, every selected mode and precision; inputs (N, 3, I, I) with
-    I = input_size: `size`, or the native 101 px for a model that pads to `size` itself, as in the pipeline."""
+    I = input_size: `size`, or the native 101 px for a model that pads to `size` itself, as in the pipeline.
+    compiled: the model was torch.compile'd (its warm-up is not timed)."""
     input_size = input_size or size
     model = model.to(device).to(memory_format=torch.channels_last)
     x = torch.randn(args.batch_size, 3, input_size, input_size, device=device)
@@ -128,7 +132,7 @@ def bench_model(model: nn.Module, size: int, device: torch.device, args: argpars
         for precision in args.precisions:
             bf16 = precision == "bf16"
             step = train_step(model, x, target, bf16) if mode == "train" else _infer_step(model, x, bf16)
-            steps, seconds = time_steps(step, sync, args.min_steps, args.min_seconds, args.max_seconds)
+            steps, seconds = time_steps(step, sync, args.min_steps, args.min_seconds, args.max_seconds, compiled)
             rows.append(dict(mode=mode, precision=precision, size=size, input_size=input_size,
                              batch_size=args.batch_size, img_per_s=steps * args.batch_size / seconds,
                              steps=steps, seconds=seconds))
@@ -188,6 +192,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--min-seconds", type=float, default=2.0, help="timed seconds at least")
     p.add_argument("--max-seconds", type=float, default=20.0,
                    help="stop a row after this, warm-up included, even at 1 timed step")
+    p.add_argument("--compile", action="store_true",
+                   help="also time each model torch.compile'd (rows named MODEL+compile; compiling takes minutes on a CPU)")
     p.add_argument("--out", help="write the rows as a JSON list here")
     return p
 
@@ -204,10 +210,14 @@ def run(args: argparse.Namespace, sizes: list[int], device: torch.device, machin
                 print(f"note: {name} at {size} px skipped: {err}", file=sys.stderr)
                 continue
             native = MODELS[name].input_size(size, 101) if name in MODELS else size
-            for row in bench_model(model, size, device, args, native):
-                rows.append({"model": name, **row, **machine})
-                print(f"{name} {row['mode']} {row['precision']} {size} px: {row['img_per_s']:.1f} img/s",
-                      file=sys.stderr, flush=True)
+            for compiled in (False, True)[: 1 + args.compile]:
+                if compiled:
+                    model.compile()  # in place, as the pipeline's config compile: true does
+                label = f"{name}+compile" if compiled else name
+                for row in bench_model(model, size, device, args, native, compiled):
+                    rows.append({"model": label, **row, **machine})
+                    print(f"{label} {row['mode']} {row['precision']} {size} px: {row['img_per_s']:.1f} img/s",
+                          file=sys.stderr, flush=True)
             del model
     return add_ratios(rows)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-__all__ = ["load_schema", "coerce_config"]
+__all__ = ["load_schema", "schema_defaults", "coerce_config"]
 
 # JSON schema type name -> check; bool is not a number in JSON schema.
 _TYPE_CHECKS = {
@@ -34,6 +34,11 @@ def load_schema(path: str | Path) -> dict:
     """The config schema (YAML or JSON) as a dict."""
     with open(path) as handle:
         return yaml.safe_load(handle)
+
+
+def schema_defaults(schema: dict) -> dict:
+    """The top-level keys that have a default, with it (what Snakemake's validate fills in)."""
+    return {key: spec["default"] for key, spec in schema.get("properties", {}).items() if "default" in spec}
 
 
 def coerce_config(config: dict, schema: dict) -> dict:

@@ -57,9 +57,10 @@ def train_step(packed_train: str, folds: str, fold: int, settings: TrainSettings
                out_history: str, out_run: str, work_dir: str, lock_dir: str, init_weights: str | None = None,
                gpu_slots: int | None = None) -> None:
     """Train one fold at one resolution; outputs appear only once the fold has finished."""
-    started = time.time()
+    queued = time.time()
     data, table = load_packed(packed_train), pd.read_parquet(folds)
     with device_lease(lock_dir, gpu_slots) as lease:
+        started = time.time()  # from here the job holds its device: start..end never overlap on one GPU
         log.info("fold %d on %s (%s)", fold, lease.device, lease.source)
         result = train_fold(data, table, fold, settings, work_dir, lease.device, init_weights)
         ended = time.time()
@@ -69,6 +70,7 @@ def train_step(packed_train: str, folds: str, fold: int, settings: TrainSettings
     write_json(out_run, {
         "fold": fold, "size": settings.size, "device": str(lease.device), "gpu_slot": lease.slot,
         "lease": lease.source, "start": started, "end": ended, "seconds": ended - started,
+        "lease_wait_s": started - queued,
         "epochs": settings.epochs, "resumed_from_epoch": result.resumed_from,
         "best_epoch": result.best_epoch, "best_map_iou": result.best_score,
         "precision": result.precision.name, "precision_reason": result.precision.reason,

@@ -1,7 +1,8 @@
 """Train one fold at one resolution, resumably: fit_one_cycle, best epoch by the competition metric.
 
-A killed run leaves a checkpoint in `work_dir` after every finished epoch; rerunning with the same
-settings resumes from it (losing at most the epoch in progress), other settings start clean.
+A killed run leaves a checkpoint in `work_dir`, written after an epoch at most every
+`checkpoint_minutes` (and after the last one); rerunning with the same settings resumes from it (losing
+at most that interval plus the epoch in progress), other settings start clean.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from fastai.torch_core import set_seed
 
 from .augment import AugmentSettings
 from .callbacks import (Autocast, BestModel, ChannelsLast, Checkpoint, EpochHistory, StopOnNonFiniteLoss,
                         set_rng_state)
 from .data import make_dataloaders
+from .determinism import resolve_deterministic, seed_everything
 from .dataset import PackedData
 from .learner import build_learner
 from .models import build_model, get_model_spec
@@ -51,6 +52,9 @@ class TrainSettings:
     bf16: bool | str = "auto"  # bf16 autocast: True, False or 'auto' (see precision.resolve_bf16)
     augment: dict | None = None  # AugmentSettings keywords; None: horizontal flips only
     valid_fraction: float = 1.0  # share of the fold's images scored after each epoch
+    deterministic: bool | str = "auto"  # True, False or 'auto' (see determinism.resolve_deterministic)
+    checkpoint_minutes: float = 5.0  # resumable checkpoint at most this often (0: every epoch), and at the end
+    compile: bool = False  # torch.compile the model for training
 
     @property
     def augment_settings(self) -> AugmentSettings:
@@ -60,9 +64,12 @@ class TrainSettings:
         """Settings, fold, the *content* of the starting weights and of the data: a checkpoint resumes only
         the run it came from (retraining stage 1 or repacking changed data starts the next stage clean)."""
         init = _file_digest(init_weights) if init_weights else None
-        blob = json.dumps({**dataclasses.asdict(self), "fold": fold, "init": init, "data": data_digest},
-                          sort_keys=True)
+        settings = {k: v for k, v in dataclasses.asdict(self).items() if k not in _NOT_IN_FINGERPRINT}
+        blob = json.dumps({**settings, "fold": fold, "init": init, "data": data_digest}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+_NOT_IN_FINGERPRINT = ("checkpoint_minutes",)  # when checkpoints are written does not change what they hold
 
 
 def _file_digest(path: str | Path) -> str:
@@ -126,10 +133,12 @@ def _load_checkpoint(path: Path, fingerprint: str, device: torch.device) -> dict
 
 
 def train_fold(data: PackedData, folds: pd.DataFrame, fold: int, settings: TrainSettings,
-               work_dir: str | Path, device: torch.device, init_weights: str | None = None) -> TrainResult:
+               work_dir: str | Path, device: torch.device, init_weights: str | None = None,
+               extra_cbs: tuple = ()) -> TrainResult:
     """Train `fold` (its images are the validation set) and return the best epoch's weights.
 
     init_weights: a state dict file of the same model (progressive resizing: the 128 px weights).
+    extra_cbs: more fastai callbacks (gpu-check's timers).
     """
     work_dir = Path(work_dir)
     fingerprint = settings.fingerprint(fold, init_weights, data_digest(data, folds))
@@ -140,7 +149,9 @@ def train_fold(data: PackedData, folds: pd.DataFrame, fold: int, settings: Train
     work_dir.mkdir(parents=True, exist_ok=True)
     precision = resolve_bf16(settings.bf16, device)  # before seeding: a probe may draw random numbers
     log.info("fold %d: precision %s (%s)", fold, precision.name, precision.reason)
-    set_seed(settings.seed + fold, reproducible=True)
+    determinism = resolve_deterministic(settings.deterministic, device)
+    log.info("fold %d: deterministic %s (%s)", fold, determinism.on, determinism.reason)
+    seed_everything(settings.seed + fold, determinism.on)
 
     train_idx, valid_idx = fold_indices(folds, data.ids, fold)
     valid_idx = valid_subset(valid_idx, settings.valid_fraction, settings.seed + fold)
@@ -150,12 +161,15 @@ def train_fold(data: PackedData, folds: pd.DataFrame, fold: int, settings: Train
     model = build_model(settings.model, "none" if init_weights else settings.encoder_weights, settings.size)
     if init_weights:
         model.load_state_dict(load_state_dict_file(init_weights))
+    if settings.compile:  # in place: the state dict keeps its keys (torch.compile(model) would prefix them)
+        model.compile()
 
     stage = "finetune" if init_weights else "train"  # names the stage in the epoch log lines
     history = EpochHistory(ckpt["history"] if ckpt else None, fold, stage, settings.size)
     best = BestModel("map_iou", work_dir / "best.pth", *((ckpt["best"], ckpt["best_epoch"]) if ckpt else ()))
     cbs = [StopOnNonFiniteLoss(fold), ChannelsLast(), history, best,
-           Checkpoint(work_dir / "checkpoint.pth", fingerprint, best, history)]
+           Checkpoint(work_dir / "checkpoint.pth", fingerprint, best, history, settings.checkpoint_minutes * 60),
+           *extra_cbs]
     if precision.bf16:
         cbs.insert(0, Autocast(device.type))
     learn = build_learner(dls, model, settings.loss, settings.wd, cbs)

@@ -61,7 +61,8 @@ def get_encoder_weights(wildcards):
 
 def stage_settings(stage):
     """TrainSettings keyword arguments for stage 'train' or 'finetune'."""
-    keys = ("model", "encoder_weights", "loss", "seed", "bf16", "augment", "valid_fraction")
+    keys = ("model", "encoder_weights", "loss", "seed", "bf16", "augment", "valid_fraction", "deterministic",
+            "checkpoint_minutes", "compile")
     return {**{k: config[k] for k in keys}, "encoder_weights": ENCODER_WEIGHTS, **config[stage]}
 
 
