@@ -17,6 +17,7 @@ whatever device there is (the CPU test in tests/test_gpu_options.py, with `--mod
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -125,12 +126,13 @@ def check_prediction(probs: np.ndarray, n: int, side: int) -> None:
 def _settings(preset: dict, stage: str, epochs: int, size: int | None, batch_size: int | None) -> TrainSettings:
     """TrainSettings of a preset's stage as the pipeline builds them (schema defaults filled), from random init."""
     config = {**schema_defaults(load_schema(SCHEMA)), **preset}
-    keys = ("model", "loss", "seed", "bf16", "augment", "valid_fraction", "deterministic", "checkpoint_minutes",
-            "compile")
     stage_config = {**config[stage], "epochs": epochs}
     if size:
         stage_config.update(size=size, batch_size=batch_size)
-    return TrainSettings(**{k: config[k] for k in keys}, **stage_config, encoder_weights="none")
+    # Every TrainSettings field the config holds, the stage's own keys (size, epochs, its loss) winning.
+    fields = {f.name for f in dataclasses.fields(TrainSettings)}
+    return TrainSettings(**{**{k: v for k, v in config.items() if k in fields}, **stage_config,
+                            "encoder_weights": "none"})
 
 
 def preset_cost(preset: dict, reports: list[StageReport], gpus: tuple[int, ...] = (1, 2, 4, 8)) -> dict:
@@ -184,7 +186,8 @@ def main(argv: list[str] | None = None) -> dict:
         preset["model"] = args.model
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     started = time.perf_counter()
-    print(f"gpu-check on {bench.machine_info(device)['device']}, torch {torch.__version__}, preset {args.preset}",
+    machine = bench.machine_info(device)
+    print(f"gpu-check on {machine['device']}, torch {torch.__version__}, preset {args.preset}",
           flush=True)
     tiny = TINY if args.tiny else None
     stages = ("train", "finetune")
@@ -231,7 +234,7 @@ def main(argv: list[str] | None = None) -> dict:
           f"epochs) from these epochs: {cost['fold_hours']:.2f} h a fold, {cost['gpu_hours']:.1f} GPU-hours; wall "
           + ", ".join(f"gpu={n}: {h:.1f} h" for n, h in cost["wall_hours"].items())
           + f"; gpu-check passed in {total:.0f} s", flush=True)
-    result = {"device": bench.machine_info(device), "stages": [vars(r) for r in reports],
+    result = {"device": machine, "stages": [vars(r) for r in reports],
               "predict_img_per_s": predict_img_s, "preset_cost": cost, "bench": rows, "seconds": total}
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
