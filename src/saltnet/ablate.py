@@ -29,8 +29,11 @@ REPO = Path(__file__).resolve().parents[2]
 # variant -> --config overrides of the CPU preset; "recipe" is the preset itself.
 VARIANTS: dict[str, list[str]] = {
     "recipe": [],
-    "flips_only": ["augment={hflip: true, p: 0.0}"],
+    "augment": ["augment={hflip: true, p: 0.25, shift: 0.1, scale: 0.1, rotate: 10, brightness: 0.1}"],
     "lovasz_only": ["train={loss: symmetric_lovasz}"],
+    "pad_104": ["train={size: 104}", "finetune={size: 104}"],
+    "batch_8": ["train={batch_size: 8}", "finetune={batch_size: 8}"],
+    "train_64": ["train={size: 64}"],  # progressive resizing: a cheap first stage, resized to 64 px
     "resize_not_pad": ["model=resunet_scse_resized"],
 }
 
