@@ -173,14 +173,14 @@ class Checkpoint(Callback):
     `every_s` seconds have passed since the fit started or the last write, and always after the last epoch.
 
     every_s bounds the cost on a GPU, where the checkpoint of a large model (over 1 GB with Adam's state)
-    can take as long as an epoch; 0 writes after every epoch. `writes` counts this fit's checkpoints.
+    can take as long as an epoch; 0 writes after every epoch.
     """
 
     order = BestModel.order + 1
 
     def __init__(self, path: Path, fingerprint: str, best_cb: BestModel, history: EpochHistory, every_s: float = 0):
         self.path, self.fingerprint, self.best_cb, self.history = Path(path), fingerprint, best_cb, history
-        self.every_s, self.writes = every_s, 0
+        self.every_s = every_s
 
     def before_fit(self):
         self.last_write = time.monotonic()
@@ -203,5 +203,5 @@ class Checkpoint(Callback):
         }
         with atomic_path(self.path) as tmp:
             torch.save(state, tmp)
-        self.last_write, self.writes = time.monotonic(), self.writes + 1
+        self.last_write = time.monotonic()
         log.debug("checkpoint after epoch %d written to %s", self.epoch + 1, self.path)
