@@ -100,3 +100,15 @@ def test_bad_weights_files_name_the_file(tmp_path):
     torch.save(build_encoder("resnet34", "none").state_dict(), wrong)
     with pytest.raises(ValueError, match="does not fit"):
         build_encoder("se_resnext50_32x4d", str(wrong))
+
+
+def test_the_config_schema_offers_exactly_the_registered_models_and_losses():
+    """The schema's enums and the registries are two lists: a model added to one only fails here."""
+    from pathlib import Path
+
+    from saltnet.configschema import load_schema
+    from saltnet.losses import LOSSES
+
+    schema = load_schema(Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml")
+    assert set(schema["properties"]["model"]["enum"]) == set(MODELS)
+    assert set(schema["definitions"]["loss"]["enum"]) == set(LOSSES)

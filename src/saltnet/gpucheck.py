@@ -17,7 +17,6 @@ whatever device there is (the CPU test in tests/test_gpu_options.py, with `--mod
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import tempfile
@@ -39,7 +38,8 @@ from .folds import split_folds
 from .models import build_model, get_model_spec
 from .predict import predict_probs
 from .precision import resolve_bf16
-from .train import TrainSettings, fold_indices, train_fold
+from .settings import TrainSettings, stage_settings
+from .train import fold_indices, train_fold
 
 __all__ = ["ComputeTimer", "StageReport", "run_stage", "check_prediction", "main"]
 
@@ -129,10 +129,7 @@ def _settings(preset: dict, stage: str, epochs: int, size: int | None, batch_siz
     stage_config = {**config[stage], "epochs": epochs}
     if size:
         stage_config.update(size=size, batch_size=batch_size)
-    # Every TrainSettings field the config holds, the stage's own keys (size, epochs, its loss) winning.
-    fields = {f.name for f in dataclasses.fields(TrainSettings)}
-    return TrainSettings(**{**{k: v for k, v in config.items() if k in fields}, **stage_config,
-                            "encoder_weights": "none"})
+    return TrainSettings(**stage_settings({**config, stage: stage_config}, stage, encoder_weights="none"))
 
 
 def preset_cost(preset: dict, reports: list[StageReport], gpus: tuple[int, ...] = (1, 2, 4, 8)) -> dict:

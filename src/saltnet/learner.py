@@ -15,20 +15,38 @@ from fastai.metrics import Metric
 from .losses import get_loss
 from .metric import image_scores
 
-__all__ = ["ResizedTargetLoss", "CompetitionMetric", "build_learner"]
+__all__ = ["AUX_WEIGHT", "ResizedTargetLoss", "CompetitionMetric", "build_learner"]
+
+AUX_WEIGHT = 0.1  # weight of each deep-supervision level's loss, next to 1 for the main output
 
 
 class ResizedTargetLoss:
-    """Loss on logits (N,1,S,S) against a target (N,1,H,W) resized to S (bilinear, then > 0.5)."""
+    """Loss on logits (N,K,S,S) against a target (N,1,H,W) resized to S (bilinear, then > 0.5).
 
-    def __init__(self, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]):
-        self.loss = loss
+    Channel 0 is the prediction. Further channels (deep supervision, in training only) are auxiliary
+    logits: each adds AUX_WEIGHT times the same loss on the images whose mask is not empty (empty
+    images teach the auxiliary heads nothing about shape; as the 1st and 4th TGS places did).
+    """
+
+    def __init__(self, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], aux_weight: float = AUX_WEIGHT):
+        self.loss, self.aux_weight = loss, aux_weight
 
     def __call__(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if target.shape[-2:] != logits.shape[-2:]:
             target = F.interpolate(target.float(), size=logits.shape[-2:], mode="bilinear", align_corners=False)
             target = (target > 0.5).float()
-        return self.loss(logits, target)
+        loss = self.loss(logits[:, :1], target)
+        if logits.shape[1] > 1:
+            loss = loss + self.aux_weight * self._aux_loss(logits[:, 1:], target)
+        return loss
+
+    def _aux_loss(self, aux: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """aux: (N, L, S, S) logits; target: (N, 1, S, S) -> the sum over the L levels, non-empty images only."""
+        salt = target.flatten(1).amax(1) > 0
+        if not salt.any():
+            return aux.sum() * 0.0  # keeps the graph (and DDP-style hooks) intact
+        aux, target = aux[salt], target[salt]
+        return sum(self.loss(aux[:, i : i + 1], target) for i in range(aux.shape[1]))
 
 
 class CompetitionMetric(Metric):

@@ -7,9 +7,7 @@ at most that interval plus the epoch in progress), other settings start clean.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +16,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .augment import AugmentSettings
 from .callbacks import (Autocast, BestModel, ChannelsLast, Checkpoint, EpochHistory, StopOnNonFiniteLoss,
                         set_rng_state)
 from .data import make_dataloaders
@@ -28,56 +25,13 @@ from .learner import build_learner
 from .models import build_model, get_model_spec
 from .models.weights import load_state_dict_file
 from .precision import Precision, resolve_bf16
+from .settings import TrainSettings
 
 OWN_FILES = ("checkpoint.pth", "best.pth")  # what a fold writes in its work_dir
 
 __all__ = ["OWN_FILES", "TrainSettings", "TrainResult", "fold_indices", "train_fold"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """Everything that defines a fold's training run; its hash guards resumption."""
-
-    model: str = "unet_resnet34"
-    encoder_weights: str = "none"  # 'imagenet', 'none' or a path; ignored when starting from init weights
-    loss: str = "symmetric_lovasz"
-    size: int = 128
-    epochs: int = 60
-    batch_size: int = 32
-    lr: float = 1e-3
-    wd: float = 1e-7
-    seed: int = 42
-    bf16: bool | str = "auto"  # bf16 autocast: True, False or 'auto' (see precision.resolve_bf16)
-    augment: dict | None = None  # AugmentSettings keywords; None: horizontal flips only
-    valid_fraction: float = 1.0  # share of the fold's images scored after each epoch
-    deterministic: bool | str = "auto"  # True, False or 'auto' (see determinism.resolve_deterministic)
-    checkpoint_minutes: float = 5.0  # resumable checkpoint at most this often (0: every epoch), and at the end
-    compile: bool = False  # torch.compile the model for training
-
-    @property
-    def augment_settings(self) -> AugmentSettings:
-        return AugmentSettings(**(self.augment or {}))
-
-    def fingerprint(self, fold: int, init_weights: str | None, data_digest: str = "") -> str:
-        """Settings, fold, the *content* of the starting weights and of the data: a checkpoint resumes only
-        the run it came from (retraining stage 1 or repacking changed data starts the next stage clean)."""
-        init = _file_digest(init_weights) if init_weights else None
-        settings = {k: v for k, v in dataclasses.asdict(self).items() if k not in _NOT_IN_FINGERPRINT}
-        blob = json.dumps({**settings, "fold": fold, "init": init, "data": data_digest}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-_NOT_IN_FINGERPRINT = ("checkpoint_minutes",)  # when checkpoints are written does not change what they hold
-
-
-def _file_digest(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def data_digest(data: PackedData, folds: pd.DataFrame) -> str:

@@ -60,10 +60,10 @@ def get_encoder_weights(wildcards):
 
 
 def stage_settings(stage):
-    """TrainSettings keyword arguments for stage 'train' or 'finetune'."""
-    keys = ("model", "encoder_weights", "loss", "seed", "bf16", "augment", "valid_fraction", "deterministic",
-            "checkpoint_minutes", "compile")
-    return {**{k: config[k] for k in keys}, "encoder_weights": ENCODER_WEIGHTS, **config[stage]}
+    """TrainSettings keyword arguments for stage 'train' or 'finetune' (saltnet.settings, no torch import)."""
+    from saltnet.settings import stage_settings as settings_of
+
+    return settings_of(config, stage, encoder_weights=ENCODER_WEIGHTS)
 
 
 def fold_threads(wildcards):

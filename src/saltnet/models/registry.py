@@ -12,7 +12,11 @@ __all__ = ["ModelSpec", "MODELS", "get_model_spec", "build_model"]
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """builder(encoder_weights, size) -> nn.Module mapping (N, 3, S, S) to (N, 1, S, S) logits."""
+    """builder(encoder_weights, size) -> nn.Module mapping (N, 3, S, S) to (N, 1, S, S) logits.
+
+    In training mode a model with deep supervision returns (N, 1 + L, S, S): the logits, then L
+    auxiliary logit maps that learner.ResizedTargetLoss weighs in; in eval mode always (N, 1, S, S).
+    """
 
     builder: Callable[..., nn.Module]
     encoder: str | None  # ImageNet encoder whose weights `encoder_weights: imagenet` fetches; None: none
@@ -42,6 +46,12 @@ def _resunet_scse(**kwargs) -> nn.Module:
     return resunet_scse(**kwargs)
 
 
+def _resunet_scse_ds(**kwargs) -> nn.Module:
+    from .resunet import resunet_scse_ds
+
+    return resunet_scse_ds(**kwargs)
+
+
 def _resunet_scse_resized(**kwargs) -> nn.Module:
     from .resunet import resunet_scse_resized
 
@@ -52,6 +62,7 @@ MODELS: dict[str, ModelSpec] = {
     "unet_resnet34": ModelSpec(_unet_resnet34, encoder="resnet34"),
     "hypercolumn_se_resnext50": ModelSpec(_hypercolumn, encoder="se_resnext50_32x4d"),
     "resunet_scse": ModelSpec(_resunet_scse, encoder=None, native_input=True),
+    "resunet_scse_ds": ModelSpec(_resunet_scse_ds, encoder=None, native_input=True),  # + deep supervision
     "resunet_scse_resized": ModelSpec(_resunet_scse_resized, encoder=None),  # ablation: resize, not pad
 }
 

@@ -8,6 +8,10 @@ Ideas taken from TGS top solutions, the code is ours:
   used a stride-1 stem for that; here only a light stem runs at full resolution, for speed);
 - scSE blocks: Roy, Navab, Wachinger, "Concurrent Spatial and Channel Squeeze & Excitation in
   Fully Convolutional Networks", MICCAI 2018;
+- deep supervision (optional): a 1x1 logit head on every decoder level, trained against the mask
+  next to the main output (the 15th place's "auxiliary training"; the 1st and 4th places,
+  ybabakhin/kaggle_salt_bes_phalanx and SeuTao/TGS-Salt-Identification, supervised their decoder
+  levels on the non-empty masks, as learner.DeepSupervisedLoss does);
 BatchNorm follows every convolution. The widths double per level from `width` (16 by default:
 about 2.2 M parameters, ~9 MB of fp32 weights).
 """
@@ -18,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ResUNet", "FitToSize", "resunet_scse", "resunet_scse_resized"]
+__all__ = ["ResUNet", "FitToSize", "resunet_scse", "resunet_scse_ds", "resunet_scse_resized"]
 
 
 def conv_bn(c_in: int, c_out: int, kernel: int = 3) -> nn.Sequential:
@@ -67,13 +71,16 @@ class UpBlock(nn.Module):
 class ResUNet(nn.Module):
     """(N, C_in, S, S) -> (N, 1, S, S) logits, any S >= 32.
 
+    With `deep_supervision`, in training mode only: (N, 5, S, S), the main logits then one channel per
+    decoder level (S/16 ... S/2, upsampled to S); in eval mode the main logits alone, as without.
+
     A light full-resolution stem (width/2 channels) and a stride-2 convolution, then five residual
     levels at S/2 ... S/32 and four decoders back to S/2; the last step upsamples to S and refines
     with the full-resolution stem features (one 3x3 conv), so boundaries are drawn at full resolution
     without running heavy blocks there (a stride-1 ResNet level at 128 px made the net 3-5x slower).
     """
 
-    def __init__(self, in_channels: int = 3, width: int = 16):
+    def __init__(self, in_channels: int = 3, width: int = 16, deep_supervision: bool = False):
         super().__init__()
         widths = [width * 2**i for i in range(5)]  # 16, 32, 64, 128, 256
         fine = width // 2
@@ -84,6 +91,8 @@ class ResUNet(nn.Module):
         self.decoders = nn.ModuleList(UpBlock(widths[i + 1], widths[i], widths[i]) for i in reversed(range(4)))
         self.refine = nn.Sequential(conv_bn(widths[0] + fine, fine), nn.ReLU(inplace=True))
         self.head = nn.Conv2d(fine, 1, kernel_size=1)
+        levels = [widths[i] for i in reversed(range(4))] if deep_supervision else []
+        self.aux_heads = nn.ModuleList(nn.Conv2d(c, 1, kernel_size=1) for c in levels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         full = self.stem(x)
@@ -92,16 +101,25 @@ class ResUNet(nn.Module):
         for i, encoder in enumerate(self.encoders):
             x = encoder(F.max_pool2d(x, 2) if i else x)
             skips.append(x)
+        aux = []
         for decoder, skip in zip(self.decoders, reversed(skips[:-1])):
             x = decoder(x, skip)
+            aux.append(x)
         x = F.interpolate(x, size=full.shape[-2:], mode="bilinear", align_corners=False)
-        return self.head(self.refine(torch.cat([x, full], 1)))
+        logits = self.head(self.refine(torch.cat([x, full], 1)))
+        if not (self.training and self.aux_heads):
+            return logits
+        size = logits.shape[-2:]
+        aux = [F.interpolate(head(a), size=size, mode="bilinear", align_corners=False)
+               for head, a in zip(self.aux_heads, aux)]
+        return torch.cat([logits, *aux], 1)
 
 
 class FitToSize(nn.Module):
     """Run `net` at `size` on native images: reflect-pad up to it (or resize down), crop the logits back.
 
-    (N, C, H, W) -> (N, 1, H, W): the model takes and returns the native resolution, so the loss and
+    (N, C, H, W) -> (N, K, H, W), K the net's output channels (1, or more with deep supervision in
+    training): the model takes and returns the native resolution, so the loss and
     the metric see the competition's 101x101 pixels with no resampling.
     """
 
@@ -124,6 +142,13 @@ def resunet_scse(encoder_weights: str = "none", size: int = 128, width: int = 16
     if encoder_weights != "none":
         raise ValueError(f"model resunet_scse trains from random init; set encoder_weights: none (got {encoder_weights!r})")
     return FitToSize(ResUNet(width=width), size)
+
+
+def resunet_scse_ds(encoder_weights: str = "none", size: int = 128, width: int = 16) -> nn.Module:
+    """resunet_scse with deep supervision of its decoder levels in training (same net at inference)."""
+    if encoder_weights != "none":
+        raise ValueError(f"model resunet_scse_ds trains from random init; set encoder_weights: none (got {encoder_weights!r})")
+    return FitToSize(ResUNet(width=width, deep_supervision=True), size)
 
 
 def resunet_scse_resized(encoder_weights: str = "none", size: int = 128, width: int = 16) -> nn.Module:

@@ -1,0 +1,71 @@
+"""TrainSettings: everything that defines a fold's training run, and how a config fills them.
+
+A light module (no torch, no fastai): the Snakefile, parsed by every job, builds the settings of
+each stage here, and gpu-check builds them the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["TrainSettings", "stage_settings", "file_digest"]
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Everything that defines a fold's training run; its hash guards resumption."""
+
+    model: str = "unet_resnet34"
+    encoder_weights: str = "none"  # 'imagenet', 'none' or a path; ignored when starting from init weights
+    loss: str = "symmetric_lovasz"
+    size: int = 128
+    epochs: int = 60
+    batch_size: int = 32
+    lr: float = 1e-3
+    wd: float = 1e-7
+    seed: int = 42
+    bf16: bool | str = "auto"  # bf16 autocast: True, False or 'auto' (see precision.resolve_bf16)
+    augment: dict | None = None  # AugmentSettings keywords; None: horizontal flips only
+    valid_fraction: float = 1.0  # share of the fold's images scored after each epoch
+    deterministic: bool | str = "auto"  # True, False or 'auto' (see determinism.resolve_deterministic)
+    checkpoint_minutes: float = 5.0  # resumable checkpoint at most this often (0: every epoch), and at the end
+    compile: bool = False  # torch.compile the model for training
+
+    @property
+    def augment_settings(self):
+        """The `augment` keywords as augment.AugmentSettings (imported here: it needs torch)."""
+        from .augment import AugmentSettings
+
+        return AugmentSettings(**(self.augment or {}))
+
+    def fingerprint(self, fold: int, init_weights: str | None, data_digest: str = "") -> str:
+        """Settings, fold, the *content* of the starting weights and of the data: a checkpoint resumes only
+        the run it came from (retraining stage 1 or repacking changed data starts the next stage clean)."""
+        init = file_digest(init_weights) if init_weights else None
+        settings = {k: v for k, v in dataclasses.asdict(self).items() if k not in _NOT_IN_FINGERPRINT}
+        blob = json.dumps({**settings, "fold": fold, "init": init, "data": data_digest}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+_NOT_IN_FINGERPRINT = ("checkpoint_minutes",)  # when checkpoints are written does not change what they hold
+FIELDS = frozenset(f.name for f in dataclasses.fields(TrainSettings))
+
+
+def stage_settings(config: dict, stage: str, **overrides) -> dict:
+    """TrainSettings keywords of stage 'train' or 'finetune' of a validated config (defaults filled):
+    every TrainSettings field the config holds at its top level, then the stage's own keys (size,
+    epochs, its loss...), then `overrides`. Plain values, so Snakemake can pickle them as params."""
+    return {**{k: v for k, v in config.items() if k in FIELDS}, **config[stage], **overrides}
+
+
+def file_digest(path: str | Path) -> str:
+    """sha256 of a file's content, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

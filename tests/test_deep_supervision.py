@@ -1,0 +1,51 @@
+"""Deep supervision: auxiliary decoder logits in training only, weighed in on non-empty masks only."""
+
+import pytest
+import torch
+
+from saltnet.learner import AUX_WEIGHT, ResizedTargetLoss
+from saltnet.losses import get_loss
+from saltnet.models import build_model
+
+
+def test_auxiliary_outputs_in_training_only_and_the_same_prediction():
+    model = build_model("resunet_scse_ds", "none", 128)
+    x = torch.randn(2, 3, 101, 101)
+    model.train()
+    out = model(x)
+    assert out.shape == (2, 5, 101, 101)  # the main logits, then one map per decoder level
+    model.eval()
+    with torch.no_grad():
+        main = model(x)
+        plain = build_model("resunet_scse", "none", 128).eval()
+        plain.load_state_dict({k: v for k, v in model.state_dict().items() if "aux_heads" not in k})
+        assert main.shape == (2, 1, 101, 101)
+        assert torch.allclose(main, plain(x), atol=1e-5)  # the heads add nothing at inference
+
+
+@pytest.mark.parametrize("loss", ["bce_dice", "symmetric_lovasz"])
+def test_auxiliary_loss_counts_non_empty_masks_only(loss):
+    torch.manual_seed(0)
+    target = torch.zeros(2, 1, 16, 16)
+    target[1, :, 4:12, 4:12] = 1  # image 0 empty, image 1 salt
+    main, aux = torch.randn(2, 1, 16, 16), torch.randn(2, 2, 16, 16)
+    wrapped, fn = ResizedTargetLoss(get_loss(loss)), get_loss(loss)
+    value = wrapped(torch.cat([main, aux], 1), target)
+    expected = fn(main, target) + AUX_WEIGHT * sum(fn(aux[1:, i : i + 1], target[1:]) for i in range(2))
+    assert torch.allclose(value, expected)
+    changed = aux.clone()
+    changed[0] = 50.0  # confidently wrong on the empty image: the auxiliary loss does not see it
+    assert torch.allclose(wrapped(torch.cat([main, changed], 1), target), value)
+    assert torch.allclose(wrapped(main, target), fn(main, target))  # one channel: the plain loss
+
+
+def test_auxiliary_heads_learn_and_an_all_empty_batch_still_backpropagates():
+    model = build_model("resunet_scse_ds", "none", 64).train()
+    wrapped = ResizedTargetLoss(get_loss("bce_dice"))
+    x, target = torch.randn(2, 3, 101, 101), torch.zeros(2, 1, 101, 101)
+    wrapped(model(x), target).backward()  # no salt: the auxiliary term is a zero that keeps the graph
+    assert all(p.grad is None or not p.grad.any() for p in model.net.aux_heads.parameters())
+    model.zero_grad()
+    target[:, :, 30:70, 30:70] = 1
+    wrapped(model(x), target).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.net.aux_heads.parameters())
