@@ -49,3 +49,25 @@ def test_auxiliary_heads_learn_and_an_all_empty_batch_still_backpropagates():
     target[:, :, 30:70, 30:70] = 1
     wrapped(model(x), target).backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.net.aux_heads.parameters())
+
+
+def test_the_history_keeps_the_main_outputs_training_loss_apart(tmp_path):
+    """A real (tiny) fastai fold: with deep supervision each epoch row has train_main_loss, the main
+    output's share of what was optimised; without, it has none."""
+    import numpy as np
+
+    from saltnet.dataset import pack_competition
+    from saltnet.demo import make_demo_data
+    from saltnet.folds import split_folds
+    from saltnet.train import TrainSettings, train_fold
+
+    make_demo_data(tmp_path / "data", n_train=32, n_test=1, seed=3)
+    data, _ = pack_competition(tmp_path / "data")
+    folds = split_folds(data.ids, data.masks, 2, 0)
+    rows = {}
+    for model in ("resunet_scse_ds", "resunet_scse"):
+        settings = TrainSettings(model=model, size=32, epochs=2, batch_size=8, loss="bce_dice")
+        rows[model] = train_fold(data, folds, 0, settings, tmp_path / model, torch.device("cpu")).history
+    main = rows["resunet_scse_ds"]["train_main_loss"].to_numpy()
+    assert len(main) == 2 and np.isfinite(main).all() and (main > 0).all()
+    assert "train_main_loss" not in rows["resunet_scse"]

@@ -34,8 +34,8 @@ VARIANTS: dict[str, list[str]] = {
     "pad_104": ["train={size: 104}", "finetune={size: 104}"],
     "batch_8": ["train={batch_size: 8}", "finetune={batch_size: 8}"],
     "train_64": ["train={size: 64}"],  # progressive resizing: a cheap first stage, resized to 64 px
-    "resize_not_pad": ["model=resunet_scse_resized"],
-    "deep_supervision": ["model=resunet_scse_ds"],  # auxiliary losses on the decoder levels
+    "resize_not_pad": ["model=resunet_scse_ds_resized"],
+    "no_deep_supervision": ["model=resunet_scse"],  # no auxiliary losses on the decoder levels
 }
 
 

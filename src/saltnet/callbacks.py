@@ -104,6 +104,8 @@ class EpochHistory(Callback):
     stage and size, `epoch k/N` (1-based), and estimates the time left in the stage.
 
     rows: the rows of a resumed run; fold, stage ('train' or 'finetune') and size only label the log.
+    With deep supervision the row also has `train_main_loss`: the epoch's mean loss of the main output
+    alone (`train_loss` is what was optimised, auxiliary terms included; `valid_loss` has none).
     """
 
     order = Recorder.order + 1
@@ -115,13 +117,20 @@ class EpochHistory(Callback):
         self.label = " ".join(p for p in parts if p)
 
     def before_epoch(self):
-        self.start = time.time()
+        self.start, self.main_losses = time.time(), []
+
+    def after_batch(self):
+        main = getattr(self.learn.loss_func, "main_loss", None)
+        if self.training and main is not None:
+            self.main_losses.append(main)
 
     def after_epoch(self):
         if not _epoch_ran(self):
             return
         names = self.recorder.metric_names[1:-1]  # drop 'epoch' and 'time'
         row = {"epoch": self.epoch, **{n: float(v) for n, v in zip(names, self.recorder.log[1:-1])}}
+        if self.main_losses:
+            row["train_main_loss"] = float(torch.stack(self.main_losses).float().mean())
         row.update(lr=float(self.opt.hypers[-1]["lr"]), seconds=time.time() - self.start)
         self.rows.append(row)
         log.info("%s", epoch_line(self.label, row, self.n_epoch, self.rows))

@@ -25,17 +25,21 @@ class ResizedTargetLoss:
 
     Channel 0 is the prediction. Further channels (deep supervision, in training only) are auxiliary
     logits: each adds AUX_WEIGHT times the same loss on the images whose mask is not empty (empty
-    images teach the auxiliary heads nothing about shape; as the 1st and 4th TGS places did).
+    images teach the auxiliary heads nothing about shape; as the 1st and 4th TGS places did). Then
+    `main_loss` keeps the main output's share (detached), so the history can show a training loss
+    comparable with the validation loss, which never has auxiliary terms; otherwise it is None.
     """
 
     def __init__(self, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], aux_weight: float = AUX_WEIGHT):
         self.loss, self.aux_weight = loss, aux_weight
+        self.main_loss: torch.Tensor | None = None
 
     def __call__(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if target.shape[-2:] != logits.shape[-2:]:
             target = F.interpolate(target.float(), size=logits.shape[-2:], mode="bilinear", align_corners=False)
             target = (target > 0.5).float()
         loss = self.loss(logits[:, :1], target)
+        self.main_loss = loss.detach() if logits.shape[1] > 1 else None
         if logits.shape[1] > 1:
             loss = loss + self.aux_weight * self._aux_loss(logits[:, 1:], target)
         return loss
@@ -44,7 +48,7 @@ class ResizedTargetLoss:
         """aux: (N, L, S, S) logits; target: (N, 1, S, S) -> the sum over the L levels, non-empty images only."""
         salt = target.flatten(1).amax(1) > 0
         if not salt.any():
-            return aux.sum() * 0.0  # keeps the graph (and DDP-style hooks) intact
+            return torch.nan_to_num(aux).sum() * 0.0  # keeps the graph intact; finite even if a logit is not
         aux, target = aux[salt], target[salt]
         return sum(self.loss(aux[:, i : i + 1], target) for i in range(aux.shape[1]))
 

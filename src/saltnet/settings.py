@@ -52,14 +52,17 @@ class TrainSettings:
 
 
 _NOT_IN_FINGERPRINT = ("checkpoint_minutes",)  # when checkpoints are written does not change what they hold
-FIELDS = frozenset(f.name for f in dataclasses.fields(TrainSettings))
+FIELDS = tuple(f.name for f in dataclasses.fields(TrainSettings))
 
 
 def stage_settings(config: dict, stage: str, **overrides) -> dict:
     """TrainSettings keywords of stage 'train' or 'finetune' of a validated config (defaults filled):
-    every TrainSettings field the config holds at its top level, then the stage's own keys (size,
-    epochs, its loss...), then `overrides`. Plain values, so Snakemake can pickle them as params."""
-    return {**{k: v for k, v in config.items() if k in FIELDS}, **config[stage], **overrides}
+    every TrainSettings field the config holds at its top level, overridden by the stage's own keys
+    (size, epochs, its loss...), then by `overrides`. Plain values in TrainSettings' field order, so
+    Snakemake, which pickles them as params, sees no change when a config file is merely reordered; a
+    key that is no field comes last (and TrainSettings(**...) rejects it)."""
+    merged = {**{k: v for k, v in config.items() if k in FIELDS}, **config[stage], **overrides}
+    return {**{k: merged[k] for k in FIELDS if k in merged}, **{k: v for k, v in merged.items() if k not in FIELDS}}
 
 
 def file_digest(path: str | Path) -> str:

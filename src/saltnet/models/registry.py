@@ -40,30 +40,27 @@ def _hypercolumn(**kwargs) -> nn.Module:
     return hypercolumn_se_resnext50(**kwargs)
 
 
-def _resunet_scse(**kwargs) -> nn.Module:
-    from .resunet import resunet_scse
+def _resunet(name: str, pad: bool, deep_supervision: bool) -> Callable[..., nn.Module]:
+    def build(**kwargs) -> nn.Module:
+        from .resunet import build_resunet
 
-    return resunet_scse(**kwargs)
-
-
-def _resunet_scse_ds(**kwargs) -> nn.Module:
-    from .resunet import resunet_scse_ds
-
-    return resunet_scse_ds(**kwargs)
-
-
-def _resunet_scse_resized(**kwargs) -> nn.Module:
-    from .resunet import resunet_scse_resized
-
-    return resunet_scse_resized(**kwargs)
+        return build_resunet(name, pad=pad, deep_supervision=deep_supervision, **kwargs)
+    return build
 
 
 MODELS: dict[str, ModelSpec] = {
     "unet_resnet34": ModelSpec(_unet_resnet34, encoder="resnet34"),
     "hypercolumn_se_resnext50": ModelSpec(_hypercolumn, encoder="se_resnext50_32x4d"),
-    "resunet_scse": ModelSpec(_resunet_scse, encoder=None, native_input=True),
-    "resunet_scse_ds": ModelSpec(_resunet_scse_ds, encoder=None, native_input=True),  # + deep supervision
-    "resunet_scse_resized": ModelSpec(_resunet_scse_resized, encoder=None),  # ablation: resize, not pad
+    # The small residual U-Net from random init (models/resunet.py), 101 px reflect-padded to `size`;
+    # _ds: deep supervision in training; _resized: fed resized images instead (ablations).
+    "resunet_scse": ModelSpec(_resunet("resunet_scse", pad=True, deep_supervision=False), encoder=None,
+                              native_input=True),
+    "resunet_scse_ds": ModelSpec(_resunet("resunet_scse_ds", pad=True, deep_supervision=True), encoder=None,
+                                 native_input=True),
+    "resunet_scse_resized": ModelSpec(_resunet("resunet_scse_resized", pad=False, deep_supervision=False),
+                                      encoder=None),
+    "resunet_scse_ds_resized": ModelSpec(_resunet("resunet_scse_ds_resized", pad=False, deep_supervision=True),
+                                         encoder=None),
 }
 
 

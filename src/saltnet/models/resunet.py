@@ -11,7 +11,7 @@ Ideas taken from TGS top solutions, the code is ours:
 - deep supervision (optional): a 1x1 logit head on every decoder level, trained against the mask
   next to the main output (the 15th place's "auxiliary training"; the 1st and 4th places,
   ybabakhin/kaggle_salt_bes_phalanx and SeuTao/TGS-Salt-Identification, supervised their decoder
-  levels on the non-empty masks, as learner.DeepSupervisedLoss does);
+  levels on the non-empty masks, as learner.ResizedTargetLoss does);
 BatchNorm follows every convolution. The widths double per level from `width` (16 by default:
 about 2.2 M parameters, ~9 MB of fp32 weights).
 """
@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ResUNet", "FitToSize", "resunet_scse", "resunet_scse_ds", "resunet_scse_resized"]
+__all__ = ["ResUNet", "FitToSize", "build_resunet"]
 
 
 def conv_bn(c_in: int, c_out: int, kernel: int = 3) -> nn.Sequential:
@@ -137,23 +137,15 @@ class FitToSize(nn.Module):
         return self.net(x)[..., top : top + h, left : left + w]
 
 
-def resunet_scse(encoder_weights: str = "none", size: int = 128, width: int = 16) -> nn.Module:
-    """Registry builder: random init only (encoder_weights must be 'none'); runs at `size` px."""
+def build_resunet(name: str, encoder_weights: str = "none", size: int = 128, width: int = 16, pad: bool = True,
+                  deep_supervision: bool = False) -> nn.Module:
+    """Registry builder of the resunet_scse family, random init only (encoder_weights must be 'none').
+
+    pad: take the native 101 px images and reflect-pad them to `size` (FitToSize); else the network
+    alone, fed images resized to `size` (the usual Kaggle way, to measure padding against it).
+    deep_supervision: auxiliary decoder logits in training (see ResUNet).
+    """
     if encoder_weights != "none":
-        raise ValueError(f"model resunet_scse trains from random init; set encoder_weights: none (got {encoder_weights!r})")
-    return FitToSize(ResUNet(width=width), size)
-
-
-def resunet_scse_ds(encoder_weights: str = "none", size: int = 128, width: int = 16) -> nn.Module:
-    """resunet_scse with deep supervision of its decoder levels in training (same net at inference)."""
-    if encoder_weights != "none":
-        raise ValueError(f"model resunet_scse_ds trains from random init; set encoder_weights: none (got {encoder_weights!r})")
-    return FitToSize(ResUNet(width=width, deep_supervision=True), size)
-
-
-def resunet_scse_resized(encoder_weights: str = "none", size: int = 128, width: int = 16) -> nn.Module:
-    """The same network fed images resized to `size` (the usual Kaggle way), to measure padding against it."""
-    if encoder_weights != "none":
-        raise ValueError(f"model resunet_scse_resized trains from random init; set encoder_weights: none "
-                         f"(got {encoder_weights!r})")
-    return ResUNet(width=width)
+        raise ValueError(f"model {name} trains from random init; set encoder_weights: none (got {encoder_weights!r})")
+    net = ResUNet(width=width, deep_supervision=deep_supervision)
+    return FitToSize(net, size) if pad else net

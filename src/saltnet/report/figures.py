@@ -13,7 +13,8 @@ __all__ = ["DPI", "STAGE_COLORS", "RAW", "POSTPROCESSED", "fold_color", "new_fig
            "one_based"]
 
 DPI = 100  # 10 x 4 inches -> 1000 x 400 px: sharp in the report, a few tens of kB
-STAGE_COLORS = {"train_loss": "tab:blue", "valid_loss": "tab:orange", "map_iou": "tab:green", "lr": "tab:gray"}
+STAGE_COLORS = {"train_loss": "tab:blue", "train_main_loss": "tab:cyan", "valid_loss": "tab:orange",
+                "map_iou": "tab:green", "lr": "tab:gray"}
 RAW, POSTPROCESSED = "tab:gray", "tab:green"  # score bars: before and after post-processing
 
 

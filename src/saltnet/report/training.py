@@ -32,11 +32,13 @@ def _mark_best(ax, epoch: int) -> None:
 def plot_stage(history: pd.DataFrame, title: str, best: int):
     """Figure of three panels by epoch: train/valid loss, map_iou, lr; the best epoch dotted and starred.
 
-    history: one row per epoch with epoch (0-based), train_loss, valid_loss, map_iou, lr.
+    history: one row per epoch with epoch (0-based), train_loss, valid_loss, map_iou, lr, and with deep
+    supervision train_main_loss (the main output's share of train_loss, the one to compare with valid_loss).
     """
     fig, (loss_ax, metric_ax, lr_ax) = new_figure(12, 3.6, ncols=3)
     x = one_based(history["epoch"])
-    for name, ax in (("train_loss", loss_ax), ("valid_loss", loss_ax), ("map_iou", metric_ax), ("lr", lr_ax)):
+    for name, ax in (("train_loss", loss_ax), ("train_main_loss", loss_ax), ("valid_loss", loss_ax),
+                     ("map_iou", metric_ax), ("lr", lr_ax)):
         if name in history:
             ax.plot(x, history[name], marker="o", markersize=3, color=STAGE_COLORS[name], label=name)
     best_row = history[history["epoch"] == best]
