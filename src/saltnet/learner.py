@@ -39,10 +39,11 @@ class ResizedTargetLoss:
             target = F.interpolate(target.float(), size=logits.shape[-2:], mode="bilinear", align_corners=False)
             target = (target > 0.5).float()
         loss = self.loss(logits[:, :1], target)
-        self.main_loss = loss.detach() if logits.shape[1] > 1 else None
-        if logits.shape[1] > 1:
-            loss = loss + self.aux_weight * self._aux_loss(logits[:, 1:], target)
-        return loss
+        if logits.shape[1] == 1:
+            self.main_loss = None
+            return loss
+        self.main_loss = loss.detach()
+        return loss + self.aux_weight * self._aux_loss(logits[:, 1:], target)
 
     def _aux_loss(self, aux: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """aux: (N, L, S, S) logits; target: (N, 1, S, S) -> the sum over the L levels, non-empty images only."""

@@ -40,12 +40,13 @@ def _hypercolumn(**kwargs) -> nn.Module:
     return hypercolumn_se_resnext50(**kwargs)
 
 
-def _resunet(name: str, pad: bool, deep_supervision: bool) -> Callable[..., nn.Module]:
+def _resunet(name: str, pad: bool, deep_supervision: bool) -> tuple[str, ModelSpec]:
+    """Registry entry of the resunet_scse family; a padding model takes the native images (native_input)."""
     def build(**kwargs) -> nn.Module:
         from .resunet import build_resunet
 
         return build_resunet(name, pad=pad, deep_supervision=deep_supervision, **kwargs)
-    return build
+    return name, ModelSpec(build, encoder=None, native_input=pad)
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -53,14 +54,10 @@ MODELS: dict[str, ModelSpec] = {
     "hypercolumn_se_resnext50": ModelSpec(_hypercolumn, encoder="se_resnext50_32x4d"),
     # The small residual U-Net from random init (models/resunet.py), 101 px reflect-padded to `size`;
     # _ds: deep supervision in training; _resized: fed resized images instead (ablations).
-    "resunet_scse": ModelSpec(_resunet("resunet_scse", pad=True, deep_supervision=False), encoder=None,
-                              native_input=True),
-    "resunet_scse_ds": ModelSpec(_resunet("resunet_scse_ds", pad=True, deep_supervision=True), encoder=None,
-                                 native_input=True),
-    "resunet_scse_resized": ModelSpec(_resunet("resunet_scse_resized", pad=False, deep_supervision=False),
-                                      encoder=None),
-    "resunet_scse_ds_resized": ModelSpec(_resunet("resunet_scse_ds_resized", pad=False, deep_supervision=True),
-                                         encoder=None),
+    **dict([_resunet("resunet_scse", pad=True, deep_supervision=False),
+            _resunet("resunet_scse_ds", pad=True, deep_supervision=True),
+            _resunet("resunet_scse_resized", pad=False, deep_supervision=False),
+            _resunet("resunet_scse_ds_resized", pad=False, deep_supervision=True)]),
 }
 
 

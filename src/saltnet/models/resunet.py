@@ -104,7 +104,8 @@ class ResUNet(nn.Module):
         aux = []
         for decoder, skip in zip(self.decoders, reversed(skips[:-1])):
             x = decoder(x, skip)
-            aux.append(x)
+            if self.aux_heads:
+                aux.append(x)
         x = F.interpolate(x, size=full.shape[-2:], mode="bilinear", align_corners=False)
         logits = self.head(self.refine(torch.cat([x, full], 1)))
         if not (self.training and self.aux_heads):
