@@ -36,6 +36,7 @@ VARIANTS: dict[str, list[str]] = {
     "train_64": ["train={size: 64}"],  # progressive resizing: a cheap first stage, resized to 64 px
     "resize_not_pad": ["model=resunet_scse_ds_resized"],
     "no_deep_supervision": ["model=resunet_scse"],  # no auxiliary losses on the decoder levels
+    "classify_empty": ["model=resunet_scse_ds_cls"],  # + the empty-mask classifier fed to the last conv
 }
 
 

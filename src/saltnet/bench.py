@@ -24,8 +24,7 @@ import yaml
 from torch import nn
 
 from .allocator import allocator_in_use, jemalloc_path
-from .learner import ResizedTargetLoss
-from .losses import get_loss
+from .learner import training_loss
 from .models import MODELS, build_model
 from .precision import cpu_info
 
@@ -96,7 +95,7 @@ def time_steps(step: Callable[[], None], sync: Callable[[], None], min_steps: in
 def train_step(model: nn.Module, x: torch.Tensor, target: torch.Tensor, bf16: bool) -> Callable[[], None]:
     """x: (N, 3, S, S) float; target: (N, 1, S', S') in {0,1} -> one forward+loss+backward+Adam step
     (with the training loss wrapper: a deep-supervised model's auxiliary outputs cost what they cost)."""
-    loss_fn = ResizedTargetLoss(get_loss("symmetric_lovasz"))
+    loss_fn = training_loss("symmetric_lovasz", model)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
 
     def step():

@@ -15,23 +15,28 @@ from fastai.metrics import Metric
 from .losses import get_loss
 from .metric import image_scores
 
-__all__ = ["AUX_WEIGHT", "ResizedTargetLoss", "CompetitionMetric", "build_learner"]
+__all__ = ["AUX_WEIGHT", "CLASS_WEIGHT", "ResizedTargetLoss", "training_loss", "CompetitionMetric", "build_learner"]
 
 AUX_WEIGHT = 0.1  # weight of each deep-supervision level's loss, next to 1 for the main output
+CLASS_WEIGHT = 0.05  # weight of the salt/no-salt classifier's BCE (the 4th TGS place's weight)
 
 
 class ResizedTargetLoss:
     """Loss on logits (N,K,S,S) against a target (N,1,H,W) resized to S (bilinear, then > 0.5).
 
-    Channel 0 is the prediction. Further channels (deep supervision, in training only) are auxiliary
-    logits: each adds AUX_WEIGHT times the same loss on the images whose mask is not empty (empty
-    images teach the auxiliary heads nothing about shape; as the 1st and 4th TGS places did). Then
-    `main_loss` keeps the main output's share (detached), so the history can show a training loss
-    comparable with the validation loss, which never has auxiliary terms; otherwise it is None.
+    Channel 0 is the prediction. Further channels (in training only) are auxiliary logits: with
+    `classify`, the last one is the image's salt/no-salt logit (constant over the map), which adds
+    CLASS_WEIGHT times its BCE against "the mask is not empty"; the others (deep supervision) each add
+    AUX_WEIGHT times the same loss on the images whose mask is not empty (empty images teach the
+    auxiliary heads nothing about shape; as the 1st and 4th TGS places did). Then `main_loss` keeps
+    the main output's share (detached), so the history can show a training loss comparable with the
+    validation loss, which never has auxiliary terms; otherwise it is None.
     """
 
-    def __init__(self, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], aux_weight: float = AUX_WEIGHT):
+    def __init__(self, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], aux_weight: float = AUX_WEIGHT,
+                 classify: bool = False, class_weight: float = CLASS_WEIGHT):
         self.loss, self.aux_weight = loss, aux_weight
+        self.classify, self.class_weight = classify, class_weight
         self.main_loss: torch.Tensor | None = None
 
     def __call__(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -43,11 +48,18 @@ class ResizedTargetLoss:
             self.main_loss = None
             return loss
         self.main_loss = loss.detach()
-        return loss + self.aux_weight * self._aux_loss(logits[:, 1:], target)
+        salt = target.flatten(1).amax(1) > 0  # (N,) the mask is not empty
+        maps = logits[:, 1:]
+        if self.classify:
+            maps, class_logit = maps[:, :-1], maps[:, -1].mean((1, 2))
+            loss = loss + self.class_weight * F.binary_cross_entropy_with_logits(class_logit, salt.float())
+        if maps.shape[1]:
+            loss = loss + self.aux_weight * self._aux_loss(maps, target, salt)
+        return loss
 
-    def _aux_loss(self, aux: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """aux: (N, L, S, S) logits; target: (N, 1, S, S) -> the sum over the L levels, non-empty images only."""
-        salt = target.flatten(1).amax(1) > 0
+    def _aux_loss(self, aux: torch.Tensor, target: torch.Tensor, salt: torch.Tensor) -> torch.Tensor:
+        """aux: (N, L, S, S) logits; target: (N, 1, S, S); salt: (N,) bool -> the sum over the L levels,
+        images with salt only."""
         if not salt.any():
             return torch.nan_to_num(aux).sum() * 0.0  # keeps the graph intact; finite even if a logit is not
         aux, target = aux[salt], target[salt]
@@ -75,7 +87,13 @@ class CompetitionMetric(Metric):
         return "map_iou"
 
 
+def training_loss(loss: str, model: torch.nn.Module) -> ResizedTargetLoss:
+    """The registered loss `loss`, wrapped for `model`'s training outputs (see ResizedTargetLoss)."""
+    classify = any(getattr(module, "classifies", False) for module in model.modules())
+    return ResizedTargetLoss(get_loss(loss), classify=classify)
+
+
 def build_learner(dls, model: torch.nn.Module, loss: str, wd: float, cbs: list) -> Learner:
     """A Learner with fastai's default Adam (decoupled weight decay), as in the blog."""
-    return Learner(dls, model, loss_func=ResizedTargetLoss(get_loss(loss)), metrics=[CompetitionMetric()],
+    return Learner(dls, model, loss_func=training_loss(loss, model), metrics=[CompetitionMetric()],
                    wd=wd, cbs=cbs)
