@@ -23,6 +23,7 @@ def test_every_variant_is_a_valid_dag_of_one_fold(name, tmp_path, real_data):
     assert proc.returncode == 0, proc.stderr[-3000:]
     jobs = proc.stdout + proc.stderr
     assert "train_fold" in jobs and "predict_fold" in jobs and "ensemble" not in jobs
+    assert "plan_budget" not in jobs  # the proxy trains its fixed epochs
 
 
 def test_score_fold_is_the_competition_score_of_fold_0(tmp_path):

@@ -45,7 +45,9 @@ def variant_command(name: str, overrides: list[str], args: argparse.Namespace) -
     folder = Path(args.workdir) / name
     epochs = [f"train={{epochs: {args.train_epochs}}}", f"finetune={{epochs: {args.finetune_epochs}}}"]
     # One fold alone: all the cores for it (the preset's fold_threads: share would give it half).
-    config = [f"data_dir={Path(args.data_dir).resolve()}", f"fold_threads={args.cores}", *epochs, *overrides]
+    # The proxy's epochs are fixed: no time budget scales them (the preset has one).
+    config = [f"data_dir={Path(args.data_dir).resolve()}", f"fold_threads={args.cores}", "budget_minutes=null",
+              *epochs, *overrides]
     # Later --config entries of the same section replace earlier ones: merge the train overrides.
     merged = _merge_sections(config)
     cmd = [str(Path(sys.executable).with_name("snakemake")), "-s", str(REPO / "Snakefile"), "--directory",

@@ -28,7 +28,7 @@ from .learner import training_loss
 from .models import MODELS, build_model
 from .precision import cpu_info
 
-__all__ = ["SMP_NAME", "machine_info", "time_steps", "train_step", "bench_model", "add_ratios", "format_table", "run", "main"]
+__all__ = ["SMP_NAME", "machine_info", "time_steps", "train_step", "infer_step", "bench_model", "add_ratios", "format_table", "run", "main"]
 
 SMP_NAME = "smp_unet_resnet34"
 MODES = ("train", "infer")
@@ -92,22 +92,23 @@ def time_steps(step: Callable[[], None], sync: Callable[[], None], min_steps: in
             return steps, now - start
 
 
-def train_step(model: nn.Module, x: torch.Tensor, target: torch.Tensor, bf16: bool) -> Callable[[], None]:
+def train_step(model: nn.Module, x: torch.Tensor, target: torch.Tensor, bf16: bool,
+               loss: str = "symmetric_lovasz") -> Callable[[], None]:
     """x: (N, 3, S, S) float; target: (N, 1, S', S') in {0,1} -> one forward+loss+backward+Adam step
     (with the training loss wrapper: a deep-supervised model's auxiliary outputs cost what they cost)."""
-    loss_fn = training_loss("symmetric_lovasz", model)
+    loss_fn = training_loss(loss, model)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
 
     def step():
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = loss_fn(model(x).float(), target)
-        loss.backward()
+            value = loss_fn(model(x).float(), target)
+        value.backward()
         optimizer.step()
     return step
 
 
-def _infer_step(model: nn.Module, x: torch.Tensor, bf16: bool) -> Callable[[], None]:
+def infer_step(model: nn.Module, x: torch.Tensor, bf16: bool) -> Callable[[], None]:
     """x: (N, 3, S, S) float -> one forward under inference_mode."""
     def step():
         with torch.inference_mode(), torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -133,7 +134,7 @@ def bench_model(model: nn.Module, size: int, device: torch.device, args: argpars
         model.train(mode == "train")
         for precision in args.precisions:
             bf16 = precision == "bf16"
-            step = train_step(model, x, target, bf16) if mode == "train" else _infer_step(model, x, bf16)
+            step = train_step(model, x, target, bf16) if mode == "train" else infer_step(model, x, bf16)
             steps, seconds = time_steps(step, sync, args.min_steps, args.min_seconds, args.max_seconds, compiled)
             rows.append(dict(mode=mode, precision=precision, size=size, input_size=input_size,
                              batch_size=args.batch_size, img_per_s=steps * args.batch_size / seconds,

@@ -31,7 +31,7 @@ from .predict import predict_probs
 from .submission import build_submission, validate_submission, write_submission_csv
 from .train import OWN_FILES, TrainSettings, fold_indices, train_fold
 
-__all__ = ["pack_step", "folds_step", "train_step", "predict_step", "ensemble_step", "postprocess_step",
+__all__ = ["pack_step", "folds_step", "budget_step", "planned_epochs", "train_step", "predict_step", "ensemble_step", "postprocess_step",
            "submission_step", "cv_score_step"]
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,29 @@ def folds_step(packed_train: str, n_folds: int, seed: int, out: str) -> None:
     table = split_folds(data.ids, data.masks, n_folds, seed)
     write_parquet(out, table)
     log.info("fold sizes: %s", table["fold"].value_counts().sort_index().to_dict())
+
+
+def budget_step(packed_test: str, folds: str, budget_minutes: float, model: str, stages: list[dict],
+                valid_fraction: float, predict: dict, cores: int, fold_threads: int, bf16: bool | str, out: str) -> None:
+    """Plan the epochs that fit budget_minutes on this machine (saltnet.budget) and write them to `out`."""
+    from .budget import plan_budget
+    from .precision import cpu_info
+
+    fold_sizes = pd.read_parquet(folds)["fold"].value_counts().sort_index().tolist()
+    test = load_packed(packed_test).images  # (N, H, W) uint8
+    n_test, native = test.shape[0], test.shape[-1]
+    plan = plan_budget(budget_minutes, model, stages, fold_sizes, valid_fraction, predict, n_test, native, cores,
+                       fold_threads, bf16=resolve_bf16(bf16, torch.device("cpu")).bf16)
+    plan["machine"] = cpu_info()
+    log.info("budget %g min: epochs %s (scale %.2f of the configured), predicted %.1f min; %s", budget_minutes,
+             plan["epochs"], plan["scale"], plan["predicted_seconds"] / 60,
+             ", ".join(f"{s['stage']} epoch {s['epoch_seconds']:.0f} s" for s in plan["stages"]))
+    write_json(out, plan)
+
+
+def planned_epochs(budget: str, stage: str) -> int:
+    """The epochs results/budget.json plans for `stage`."""
+    return int(_read_json(budget)["epochs"][stage])
 
 
 def train_step(packed_train: str, folds: str, fold: int, settings: TrainSettings, out_model: str,

@@ -14,5 +14,6 @@ missing = run_report(
     out_html=snakemake.output.page,
     out_times=snakemake.output.times,
     bench=(list(snakemake.input.bench) or [None])[0],  # results/bench.json if `make bench` made one
+    budget=(list(snakemake.input.budget) or [None])[0],  # results/budget.json with config budget_minutes
 )
 logging.getLogger("saltnet").info("run page written; missing: %s", "; ".join(missing) or "nothing")

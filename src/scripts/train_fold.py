@@ -3,23 +3,25 @@
 from saltnet.allocator import allocator_in_use, preload_allocator
 
 # Before torch is imported: re-executes under jemalloc where it measurably helps (config allocator).
-stage = snakemake.params.settings
+stage = dict(snakemake.params.settings)
 allocator = preload_allocator(snakemake.params.allocator, (stage["model"], stage["size"], stage["batch_size"]))
 
 import logging
 
 from saltnet.runtime import set_threads, setup_logging
-from saltnet.steps import train_step
+from saltnet.steps import planned_epochs, train_step
 from saltnet.train import TrainSettings
 
 setup_logging(snakemake.log[0])
 logging.getLogger("saltnet").info("allocator: %s in use; chosen: %s", allocator_in_use(), allocator)
 set_threads(snakemake.threads)
+if snakemake.params.budgeted:  # config budget_minutes: the epochs rule plan_budget fitted to it
+    stage["epochs"] = planned_epochs(snakemake.input.budget[0], snakemake.params.stage)
 train_step(
     packed_train=snakemake.input.train,
     folds=snakemake.input.folds,
     fold=int(snakemake.wildcards.fold),
-    settings=TrainSettings(**snakemake.params.settings),
+    settings=TrainSettings(**stage),
     init_weights=snakemake.input.get("init_weights"),
     out_model=snakemake.output.model,
     out_history=snakemake.output.history,

@@ -66,6 +66,20 @@ def stage_settings(stage):
     return settings_of(config, stage, encoder_weights=ENCODER_WEIGHTS)
 
 
+BUDGETED = config["budget_minutes"] is not None
+
+
+def get_budget(wildcards):
+    """Input of train_fold and finetune_fold: rule plan_budget's epochs when config budget_minutes is set."""
+    return ["results/budget.json"] if BUDGETED else []
+
+
+def budget_stages():
+    """The stages that plan_budget times and scales, with their configured epochs, size, batch and loss."""
+    keys = ("epochs", "size", "batch_size", "loss")
+    return [{"stage": stage, **{k: stage_settings(stage)[k] for k in keys}} for stage in ("train", "finetune")]
+
+
 def fold_threads(wildcards):
     """Threads of a per-fold job: config fold_threads, or with `share` the --cores spread over the folds."""
     if config["fold_threads"] == "share":

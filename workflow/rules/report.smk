@@ -135,6 +135,7 @@ rule report_run:
         benchmarks=job_benchmarks(),
         outputs=list(expected_outputs().values()),
         bench=bench_table,
+        budget=get_budget,
     output:
         page=report(RUN_PAGE[0], caption="../report/run_page.rst", category="The run",
                     labels={"figure": "config, versions, devices, jobs"}),
@@ -158,6 +159,7 @@ use rule report_run as report_run_partial with:
         benchmarks=lambda wildcards: existing(job_benchmarks()),
         outputs=lambda wildcards: existing(expected_outputs().values()),
         bench=bench_table,
+        budget=lambda wildcards: existing(get_budget(wildcards)),
     output:
         page=report("results/report/partial/run.html", caption="../report/run_page.rst", category="The run",
                     labels={"figure": "config, versions, devices, jobs"}),

@@ -3,12 +3,15 @@ rule train_fold:
         train=rules.pack_data.output.train,
         folds=rules.split_folds.output[0],
         encoder_weights=get_encoder_weights,
+        budget=get_budget,
     output:
         model="results/train/fold{fold}/model.pth",
         history="results/train/fold{fold}/history.parquet",
         run="results/train/fold{fold}/run.json",
     params:
         settings=stage_settings("train"),
+        stage="train",
+        budgeted=BUDGETED,
         work_dir="results/checkpoints/train/fold{fold}",
         lock_dir=LOCK_DIR,
         gpu_slots=config.get("gpu_slots"),
@@ -33,12 +36,15 @@ use rule train_fold as finetune_fold with:
         train=rules.pack_data.output.train,
         folds=rules.split_folds.output[0],
         init_weights=rules.train_fold.output.model,
+        budget=get_budget,
     output:
         model="results/finetune/fold{fold}/model.pth",
         history="results/finetune/fold{fold}/history.parquet",
         run="results/finetune/fold{fold}/run.json",
     params:
         settings=stage_settings("finetune"),
+        stage="finetune",
+        budgeted=BUDGETED,
         work_dir="results/checkpoints/finetune/fold{fold}",
         lock_dir=LOCK_DIR,
         gpu_slots=config.get("gpu_slots"),
@@ -47,3 +53,26 @@ use rule train_fold as finetune_fold with:
         "logs/finetune_fold/fold{fold}.log",
     benchmark:
         "benchmarks/finetune_fold/fold{fold}.tsv"
+
+
+rule plan_budget:
+    input:
+        test=rules.pack_data.output.test,
+        folds=rules.split_folds.output[0],
+    output:
+        "results/budget.json",
+    params:
+        budget_minutes=config["budget_minutes"],
+        model=config["model"],
+        stages=budget_stages(),
+        valid_fraction=config["valid_fraction"],
+        predict=config["predict"],
+        fold_threads=fold_threads(None),
+        bf16=config["bf16"],
+    threads: workflow.cores  # nothing else runs while it times: the fold jobs' concurrency is simulated
+    log:
+        "logs/plan_budget/plan_budget.log",
+    conda:
+        "../../envs/train.yaml"
+    script:
+        "../../src/scripts/plan_budget.py"

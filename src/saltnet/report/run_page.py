@@ -1,6 +1,7 @@
 """'The run' page: what ran, where and how fast, and what is missing: config, package versions, git
 commit (run_info.json), device, precision and allocator per fold and stage (run.json), per-job time and
-memory (benchmarks/*/*.tsv), the benchmark table (bench.json) where one was made."""
+memory (benchmarks/*/*.tsv), the benchmark table (bench.json) where one was made, and with config
+budget_minutes the plan (budget.json) next to what the stages then took."""
 
 from __future__ import annotations
 
@@ -72,6 +73,27 @@ def _bench_section(bench: str | Path | None) -> str:
     return f"<p>{html.escape(line)}</p>" + _table(rows[cols])
 
 
+def _budget_section(budget: str | Path | None, folds: pd.DataFrame) -> str:
+    """The plan of rule plan_budget and, per stage, its predicted seconds against the slowest fold's."""
+    if not budget or not Path(budget).is_file():
+        return "<p>no time budget (config budget_minutes: null): the configured epochs were trained</p>"
+    plan = json.loads(Path(budget).read_text())
+    line = (f"budget {plan['budget_minutes']:g} min: every stage's epochs scaled by {plan['scale']:.3g}; "
+            f"{plan['parallel_folds']} fold(s) side by side with {plan['fold_threads']} thread(s) each, "
+            f"{plan['rounds']} round(s); whole DAG predicted {plan['predicted_seconds'] / 60:.1f} min (prediction "
+            f"{plan['predict_seconds']:.0f} s per round, {plan['reserve_seconds']:.0f} s reserved, planning "
+            f"{plan['planning_seconds']:.0f} s); CPU {plan.get('machine', {}).get('cpu_model', '?')}")
+    rows = []
+    for stage in plan["stages"]:
+        epochs = plan["epochs"][stage["stage"]]
+        taken = folds.loc[folds["stage"] == stage["stage"], "seconds"]
+        rows.append({"stage": stage["stage"], "configured epochs": stage["epochs"], "planned epochs": epochs,
+                     "predicted epoch (s)": stage["epoch_seconds"],
+                     "predicted stage (s)": epochs * stage["epoch_seconds"],
+                     "slowest fold took (s)": taken.max() if len(taken) else None})
+    return f"<p>{html.escape(line)}</p>" + _table(pd.DataFrame(rows))
+
+
 def _provenance(info: dict) -> str:
     facts = {"git commit": info.get("git_commit"), "python": info.get("python"),
              "platform": info.get("platform"), "CUDA available": info.get("cuda_available")}
@@ -80,7 +102,7 @@ def _provenance(info: dict) -> str:
 
 
 def run_page(run_info: dict, folds: pd.DataFrame, jobs: pd.DataFrame, missing: list[str],
-             bench: str | Path | None = None) -> str:
+             bench: str | Path | None = None, budget: str | Path | None = None) -> str:
     """The page as one self-contained HTML document (tables and the config as YAML)."""
     if missing:
         items = "".join(f"<li>{html.escape(m)}</li>" for m in missing)
@@ -92,6 +114,7 @@ def run_page(run_info: dict, folds: pd.DataFrame, jobs: pd.DataFrame, missing: l
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>The run</title><style>{_STYLE}</style>"
             f"</head><body><h1>The run</h1>{status}"
             f"<h2>Folds: device, precision, allocator, time</h2>{_table(folds)}"
+            f"<h2>Time budget (results/budget.json)</h2>{_budget_section(budget, folds)}"
             f"<h2>Jobs: time and memory (benchmarks/)</h2>{_table(jobs)}"
             f"<h2>Benchmark (results/bench.json)</h2>{_bench_section(bench)}"
             f"<h2>Code and packages</h2>{_provenance(run_info)}"
@@ -114,11 +137,12 @@ def plot_job_times(jobs: pd.DataFrame):
 
 def run_report(run_info: str | Path, runs: dict[str, dict[int, str]], benchmarks: list[str | Path],
                expected: dict[str, str], out_html: str | Path, out_times: str | Path,
-               bench: str | Path | None = None) -> list[str]:
+               bench: str | Path | None = None, budget: str | Path | None = None) -> list[str]:
     """Write the run page and the job-times PNG from what exists (runs: {stage: {fold: run.json}},
-    benchmarks: Snakemake benchmark files, expected: {what: path}); returns the missing outputs."""
+    benchmarks: Snakemake benchmark files, expected: {what: path}, budget: budget.json or None);
+    returns the missing outputs."""
     info = json.loads(Path(run_info).read_text())
     jobs, missing = read_benchmarks(benchmarks), missing_outputs(expected)
-    write_text(out_html, run_page(info, fold_runs(runs), jobs, missing, bench))
+    write_text(out_html, run_page(info, fold_runs(runs), jobs, missing, bench, budget))
     save_figure(plot_job_times(jobs), out_times)
     return missing

@@ -1,0 +1,155 @@
+"""Epochs that fit a time budget: time this machine's steps, then scale the configured schedule.
+
+With config `budget_minutes` set, rule plan_budget runs once before training: it times a training
+step of each stage (the stage's model, size, batch and loss), a validation batch and the prediction
+forward, in as many processes side by side as fold jobs will run at once, each with the fold jobs'
+threads (two 1-thread folds on two cores do not run at the speed of one). From those it predicts the
+DAG's wall time and scales every stage's `epochs` by one factor so the whole run fits the budget:
+fewer epochs on a slow machine, more (at most MAX_SCALE times) on a fast one. The stages keep their
+ratio and their one-cycle schedules, so a plan is an ordinary run with other epoch counts, and
+results/budget.json says what was measured, planned and predicted, so it can be rerun as fixed epochs.
+
+The estimate is conservative where it can be: the planner runs under the system allocator while
+`allocator: auto` may give training jemalloc (1.1x faster here), and it reserves RESERVE_SECONDS for
+what it does not time (job start-up, packing, fold splitting, reports).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+__all__ = ["MAX_SCALE", "RESERVE_SECONDS", "StageCost", "plan_epochs", "measure_steps", "plan_budget"]
+
+MAX_SCALE = 2.0  # at most twice the configured epochs: beyond that the schedule was never measured
+RESERVE_SECONDS = 180.0  # job start-up, pack_data, split_folds, ensemble, reports: ~2 min in the CPU preset's runs
+TIMED_STEPS = 4  # timed steps per measurement, after one warm-up step
+
+
+@dataclass(frozen=True)
+class StageCost:
+    """One training stage of one fold: its configured epochs and the measured cost of an epoch."""
+
+    stage: str
+    epochs: int  # configured
+    train_steps: int  # optimiser steps per epoch
+    valid_steps: int  # validation batches per epoch (the scored share of the fold)
+    step_seconds: float  # one training step, measured
+    valid_step_seconds: float  # one validation batch, measured
+
+    @property
+    def epoch_seconds(self) -> float:
+        return self.train_steps * self.step_seconds + self.valid_steps * self.valid_step_seconds
+
+
+def plan_epochs(stages: list[StageCost], rounds: int, budget_seconds: float, other_seconds: float,
+                max_scale: float = MAX_SCALE) -> dict:
+    """Scale all stages' epochs by one factor so that `rounds` waves of fold jobs plus other_seconds
+    (prediction, reserve) fit in budget_seconds -> {"scale", "epochs": {stage: n}, "predicted_seconds"}.
+
+    Epochs are rounded down (at least 1 each); raises ValueError when even one epoch per stage does not fit.
+    """
+    per_fold = sum(s.epochs * s.epoch_seconds for s in stages)
+    available = budget_seconds - other_seconds
+    minimum = rounds * sum(s.epoch_seconds for s in stages) + other_seconds
+    if available <= 0 or minimum > budget_seconds:
+        raise ValueError(
+            f"config key budget_minutes: {budget_seconds / 60:g} min is too short on this machine: one epoch per "
+            f"stage and the predictions need about {math.ceil(minimum / 60)} min as measured here; raise "
+            "budget_minutes, or set it to null and choose the epochs yourself")
+    scale = min(max_scale, available / (rounds * per_fold))
+    epochs = {s.stage: max(1, math.floor(scale * s.epochs)) for s in stages}
+    predicted = rounds * sum(epochs[s.stage] * s.epoch_seconds for s in stages) + other_seconds
+    return {"scale": round(scale, 4), "epochs": epochs, "predicted_seconds": round(predicted, 1)}
+
+
+def _time(step, n: int) -> float:
+    step()  # warm-up: builds oneDNN primitives, allocates
+    start = time.perf_counter()
+    for _ in range(n):
+        step()
+    return (time.perf_counter() - start) / n
+
+
+def _measure_worker(job: dict) -> dict:
+    """In a fresh process with job["threads"] threads: seconds per training step of each stage and per
+    inference batch of job["infer_batch"] images (the model of the last stage, fp32 unless bf16)."""
+    import torch
+
+    from .bench import infer_step, train_step
+    from .models import build_model, get_model_spec
+
+    torch.set_num_threads(job["threads"])
+    torch.manual_seed(0)
+    out = {}
+    for stage in job["stages"]:
+        model = build_model(job["model"], "none", stage["size"]).to(memory_format=torch.channels_last)
+        side = get_model_spec(job["model"]).input_size(stage["size"], job["native"])
+        x = torch.randn(stage["batch_size"], 3, side, side).contiguous(memory_format=torch.channels_last)
+        target = (torch.rand(stage["batch_size"], 1, job["native"], job["native"]) > 0.5).float()
+        model.train()
+        step = train_step(model, x, target, job["bf16"], loss=stage["loss"])
+        out[stage["stage"]] = _time(step, job["steps"])
+        model.eval()
+        out[stage["stage"] + "_infer"] = _time(infer_step(model, x, job["bf16"]), job["steps"])
+    return out
+
+
+def measure_steps(model: str, stages: list[dict], native: int, processes: int, threads: int, bf16: bool = False,
+                  steps: int = TIMED_STEPS) -> dict:
+    """Seconds per training step and per inference batch of each stage (dicts with stage, size,
+    batch_size, loss), timed in `processes` processes side by side with `threads` threads each, the
+    slowest process's figure kept -> {stage: s, stage + "_infer": s}.
+
+    The processes are fresh interpreters (`python -m saltnet.budget JOB`), not multiprocessing
+    workers: those would re-import the calling script, which under Snakemake is the rule's script.
+    """
+    job = json.dumps(dict(model=model, stages=stages, native=native, threads=threads, bf16=bf16, steps=steps))
+    workers = [subprocess.Popen([sys.executable, "-m", "saltnet.budget", job], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for _ in range(processes)]
+    results = []
+    for worker in workers:
+        out, err = worker.communicate()
+        if worker.returncode != 0:
+            raise RuntimeError(f"budget measurement of model {model} failed ({worker.returncode}):\n{err[-2000:]}")
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return {key: max(r[key] for r in results) for key in results[0]}
+
+
+def plan_budget(budget_minutes: float, model: str, stages: list[dict], fold_sizes: list[int], valid_fraction: float,
+                predict: dict, n_test: int, native: int, cores: int, fold_threads: int, bf16: bool = False) -> dict:
+    """The plan written to results/budget.json (see the module docstring).
+
+    stages: per stage dicts with stage, epochs, size, batch_size, loss; fold_sizes: images per fold;
+    predict: config predict (batch_size, tta).
+    """
+    fold_threads = max(1, min(fold_threads, cores))  # Snakemake caps a job's threads at --cores
+    parallel = max(1, min(len(fold_sizes), cores // fold_threads))
+    rounds = math.ceil(len(fold_sizes) / parallel)
+    started = time.perf_counter()
+    seconds = measure_steps(model, stages, native, parallel, fold_threads, bf16)
+    n_images, largest = sum(fold_sizes), max(fold_sizes)
+    costs = []
+    for stage in stages:
+        batch = stage["batch_size"]
+        n_train = n_images - min(fold_sizes)  # the largest training set of any fold
+        scored = max(1, round(largest * valid_fraction)) if valid_fraction < 1 else largest
+        costs.append(StageCost(stage["stage"], stage["epochs"], max(1, n_train // batch), math.ceil(scored / batch),
+                               seconds[stage["stage"]], seconds[stage["stage"] + "_infer"]))
+    last = stages[-1]
+    per_image = seconds[last["stage"] + "_infer"] / last["batch_size"]
+    predict_seconds = rounds * (largest + n_test) * (2 if predict.get("tta", True) else 1) * per_image
+    measured = time.perf_counter() - started
+    plan = plan_epochs(costs, rounds, budget_minutes * 60, predict_seconds + RESERVE_SECONDS + measured)
+    return {**plan, "budget_minutes": budget_minutes, "parallel_folds": parallel, "rounds": rounds,
+            "fold_threads": fold_threads, "predict_seconds": round(predict_seconds, 1),
+            "reserve_seconds": RESERVE_SECONDS, "planning_seconds": round(measured, 1),
+            "stages": [{**asdict(c), "epoch_seconds": round(c.epoch_seconds, 2)} for c in costs]}
+
+
+if __name__ == "__main__":  # a measuring worker of measure_steps: the job as JSON in, the seconds as JSON out
+    print(json.dumps(_measure_worker(json.loads(sys.argv[1]))))

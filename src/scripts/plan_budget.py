@@ -1,0 +1,19 @@
+"""Rule plan_budget: time this machine's steps and plan the epochs that fit config budget_minutes."""
+
+from saltnet.runtime import setup_logging
+from saltnet.steps import budget_step
+
+setup_logging(snakemake.log[0])
+budget_step(
+    packed_test=snakemake.input.test,
+    folds=snakemake.input.folds,
+    budget_minutes=snakemake.params.budget_minutes,
+    model=snakemake.params.model,
+    stages=snakemake.params.stages,
+    valid_fraction=snakemake.params.valid_fraction,
+    predict=snakemake.params.predict,
+    cores=snakemake.threads,
+    fold_threads=snakemake.params.fold_threads,
+    bf16=snakemake.params.bf16,
+    out=snakemake.output[0],
+)

@@ -1,0 +1,75 @@
+"""budget_minutes: epochs planned from this machine's measured step times, applied by the fold jobs."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from conftest import run_snakemake, write_config
+from saltnet.budget import MAX_SCALE, StageCost, measure_steps, plan_epochs
+
+STAGES = [StageCost("train", 30, 100, 10, 0.5, 0.2), StageCost("finetune", 10, 100, 10, 0.6, 0.2)]
+# epoch seconds: train 52, finetune 62; per fold at the configured epochs 30 * 52 + 10 * 62 = 2180 s
+
+
+def test_the_schedule_shrinks_to_fit_and_keeps_its_ratio():
+    plan = plan_epochs(STAGES, rounds=1, budget_seconds=1300, other_seconds=210)  # 1090 s: half of 2180
+    assert plan["scale"] == pytest.approx(0.5)
+    assert plan["epochs"] == {"train": 15, "finetune": 5}
+    assert plan["predicted_seconds"] == pytest.approx(15 * 52 + 5 * 62 + 210)
+    assert plan["predicted_seconds"] <= 1300
+
+
+def test_rounds_of_folds_count_and_epochs_round_down():
+    one, two = (plan_epochs(STAGES, rounds=r, budget_seconds=2000, other_seconds=0) for r in (1, 2))
+    assert two["epochs"]["train"] < one["epochs"]["train"]
+    assert two["predicted_seconds"] <= 2000 and one["predicted_seconds"] <= 2000
+    assert one["epochs"] == {"train": 27, "finetune": 9}  # scale 0.917: 27.5 and 9.2 rounded down
+
+
+def test_a_fast_machine_gets_more_epochs_but_at_most_max_scale():
+    plan = plan_epochs(STAGES, rounds=1, budget_seconds=100_000, other_seconds=0)
+    assert plan["scale"] == MAX_SCALE
+    assert plan["epochs"] == {"train": int(30 * MAX_SCALE), "finetune": int(10 * MAX_SCALE)}
+
+
+def test_a_budget_below_one_epoch_per_stage_is_an_error_naming_the_key():
+    with pytest.raises(ValueError, match="budget_minutes: 1 min is too short.*about 4 min"):
+        plan_epochs(STAGES, rounds=1, budget_seconds=60, other_seconds=100)
+
+
+def test_measured_step_times_are_real_and_positive():
+    stages = [{"stage": "train", "size": 32, "batch_size": 2, "loss": "bce_dice"},
+              {"stage": "finetune", "size": 32, "batch_size": 2, "loss": "symmetric_lovasz"}]
+    seconds = measure_steps("resunet_scse_ds", stages, native=101, processes=1, threads=1, steps=1)
+    assert set(seconds) == {"train", "train_infer", "finetune", "finetune_infer"}
+    assert all(0 < s < 30 for s in seconds.values())
+    assert seconds["train"] > seconds["train_infer"]  # a training step also runs backward and Adam
+
+
+def test_the_dag_trains_the_planned_epochs(tmp_path):
+    """A generous budget on the tiny config: MAX_SCALE times its 1 epoch per stage, the folds run them,
+    and the run page shows the plan next to what the stages took."""
+    write_config(tmp_path, budget_minutes=30, fold_threads="share")
+    run_snakemake(tmp_path, "results/report/run/run.html")
+    plan = json.loads((tmp_path / "results/budget.json").read_text())
+    assert plan["epochs"] == {"train": int(MAX_SCALE), "finetune": int(MAX_SCALE)}
+    assert plan["parallel_folds"] == 2 and plan["fold_threads"] == 1  # --cores 2 shared by 2 folds
+    assert 0 < plan["predicted_seconds"] <= 30 * 60 and plan["machine"]["cpu_capability"]
+    for stage in ("train", "finetune"):
+        history = pd.read_parquet(tmp_path / f"results/{stage}/fold0/history.parquet")
+        assert len(history) == plan["epochs"][stage]
+        run = json.loads((tmp_path / f"results/{stage}/fold0/run.json").read_text())
+        assert run["epochs"] == plan["epochs"][stage]
+    page = (tmp_path / "results/report/run/run.html").read_text()
+    assert "budget 30 min: every stage&#x27;s epochs scaled by 2" in page and "planned epochs" in page
+
+
+def test_a_budget_too_short_fails_before_training(tmp_path):
+    write_config(tmp_path, budget_minutes=0.01)
+    proc = run_snakemake(tmp_path, "results/finetune/fold0/history.parquet", check=False)
+    assert proc.returncode != 0
+    log = (tmp_path / "logs/plan_budget/plan_budget.log").read_text()
+    assert "budget_minutes: 0.01 min is too short" in log
+    assert not (tmp_path / "results/budget.json").exists()
+    assert not (tmp_path / "results/train").exists()
