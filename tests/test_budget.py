@@ -6,13 +6,16 @@ import pandas as pd
 import pytest
 
 from conftest import run_snakemake, write_config
-from saltnet.budget import MAX_SCALE, StageCost, measure_steps, plan_epochs
+from saltnet.budget import LOOP_OVERHEAD, MAX_SCALE, StageCost, measure_steps, plan_epochs
 
-STAGES = [StageCost("train", 30, 100, 10, 0.5, 0.2), StageCost("finetune", 10, 100, 10, 0.6, 0.2)]
-# epoch seconds: train 52, finetune 62; per fold at the configured epochs 30 * 52 + 10 * 62 = 2180 s
+# Step times chosen so that the epochs (steps times LOOP_OVERHEAD) last 52 s and 62 s:
+# per fold at the configured epochs 30 * 52 + 10 * 62 = 2180 s
+STAGES = [StageCost("train", 30, 100, 10, 0.5 / LOOP_OVERHEAD, 0.2 / LOOP_OVERHEAD),
+          StageCost("finetune", 10, 100, 10, 0.6 / LOOP_OVERHEAD, 0.2 / LOOP_OVERHEAD)]
 
 
 def test_the_schedule_shrinks_to_fit_and_keeps_its_ratio():
+    assert STAGES[0].epoch_seconds == pytest.approx(52) and STAGES[1].epoch_seconds == pytest.approx(62)
     plan = plan_epochs(STAGES, rounds=1, budget_seconds=1300, other_seconds=210)  # 1090 s: half of 2180
     assert plan["scale"] == pytest.approx(0.5)
     assert plan["epochs"] == {"train": 15, "finetune": 5}

@@ -23,11 +23,15 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 
-__all__ = ["MAX_SCALE", "RESERVE_SECONDS", "StageCost", "plan_epochs", "measure_steps", "plan_budget"]
+__all__ = ["MAX_SCALE", "RESERVE_SECONDS", "LOOP_OVERHEAD", "StageCost", "plan_epochs", "measure_steps", "plan_budget"]
 
 MAX_SCALE = 2.0  # at most twice the configured epochs: beyond that the schedule was never measured
 RESERVE_SECONDS = 180.0  # job start-up, pack_data, split_folds, ensemble, reports: ~2 min in the CPU preset's runs
 TIMED_STEPS = 4  # timed steps per measurement, after one warm-up step
+# An epoch in the pipeline costs more than its bare steps: fastai's loop and callbacks, batches cut and
+# flipped, the metric, checkpoints, and two folds' jobs contending for memory. Measured: the CPU
+# preset's first epochs took 1.02-1.24x the planned epoch (AMD EPYC, 2 cores, AVX2; fold 1 the slower).
+LOOP_OVERHEAD = 1.25
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,8 @@ class StageCost:
 
     @property
     def epoch_seconds(self) -> float:
-        return self.train_steps * self.step_seconds + self.valid_steps * self.valid_step_seconds
+        """Predicted seconds of one epoch in the pipeline (the bare steps times LOOP_OVERHEAD)."""
+        return LOOP_OVERHEAD * (self.train_steps * self.step_seconds + self.valid_steps * self.valid_step_seconds)
 
 
 def plan_epochs(stages: list[StageCost], rounds: int, budget_seconds: float, other_seconds: float,
@@ -142,7 +147,7 @@ def plan_budget(budget_minutes: float, model: str, stages: list[dict], fold_size
                                seconds[stage["stage"]], seconds[stage["stage"] + "_infer"]))
     last = stages[-1]
     per_image = seconds[last["stage"] + "_infer"] / last["batch_size"]
-    predict_seconds = rounds * (largest + n_test) * (2 if predict.get("tta", True) else 1) * per_image
+    predict_seconds = LOOP_OVERHEAD * rounds * (largest + n_test) * (2 if predict.get("tta", True) else 1) * per_image
     measured = time.perf_counter() - started
     plan = plan_epochs(costs, rounds, budget_minutes * 60, predict_seconds + RESERVE_SECONDS + measured)
     return {**plan, "budget_minutes": budget_minutes, "parallel_folds": parallel, "rounds": rounds,
