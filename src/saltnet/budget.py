@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import subprocess
 import sys
 import time
@@ -27,11 +28,13 @@ __all__ = ["MAX_SCALE", "RESERVE_SECONDS", "LOOP_OVERHEAD", "StageCost", "plan_e
 
 MAX_SCALE = 2.0  # at most twice the configured epochs: beyond that the schedule was never measured
 RESERVE_SECONDS = 180.0  # job start-up, pack_data, split_folds, ensemble, reports: ~2 min in the CPU preset's runs
-TIMED_STEPS = 4  # timed steps per measurement, after one warm-up step
-# An epoch in the pipeline costs more than its bare steps: fastai's loop and callbacks, batches cut and
-# flipped, the metric, checkpoints, and two folds' jobs contending for memory. Measured: the CPU
-# preset's first epochs took 1.02-1.24x the planned epoch (AMD EPYC, 2 cores, AVX2; fold 1 the slower).
-LOOP_OVERHEAD = 1.25
+TIMED_STEPS = 10  # timed steps per measurement, after one warm-up step
+# Predicted pipeline epoch = the bare steps' median time x LOOP_OVERHEAD (fastai's loop, batches cut
+# and flipped, the metric, checkpoints). Measured on a 2-core AVX2 EPYC, CPU preset: the planner's
+# median steps (two processes fully side by side) add up to 97 s per training epoch, the pipeline's
+# epochs took 79-96 s (under jemalloc, 1.1x the system allocator the planner runs under); means of 4
+# steps had varied 77-90 s between plans, medians of 10 agree within 1%. A 5% margin on top.
+LOOP_OVERHEAD = 1.05
 
 
 @dataclass(frozen=True)
@@ -73,11 +76,15 @@ def plan_epochs(stages: list[StageCost], rounds: int, budget_seconds: float, oth
 
 
 def _time(step, n: int) -> float:
-    step()  # warm-up: builds oneDNN primitives, allocates
-    start = time.perf_counter()
+    """Median seconds of n calls of `step`, after one warm-up call (oneDNN primitives, allocation): the
+    median, since the two processes side by side disturb single steps (means of 4 varied 15% between runs)."""
+    step()
+    times = []
     for _ in range(n):
+        start = time.perf_counter()
         step()
-    return (time.perf_counter() - start) / n
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def _measure_worker(job: dict) -> dict:
