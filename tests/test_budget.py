@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from conftest import run_snakemake, write_config
-from saltnet.budget import LOOP_OVERHEAD, MAX_SCALE, StageCost, measure_steps, plan_epochs
+from saltnet.budget import LOOP_OVERHEAD, MAX_SCALE, StageCost, measure_steps, plan_epochs, replan_finetune
 
 # Step times chosen so that the epochs (steps times LOOP_OVERHEAD) last 52 s and 62 s:
 # per fold at the configured epochs 30 * 52 + 10 * 62 = 2180 s
@@ -39,13 +39,61 @@ def test_a_fast_machine_gets_more_epochs_but_at_most_max_scale():
 def test_a_budget_below_one_epoch_per_stage_is_an_error_naming_the_key():
     with pytest.raises(ValueError, match="budget_minutes: 1 min is too short.*about 4 min"):
         plan_epochs(STAGES, rounds=1, budget_seconds=60, other_seconds=100)
+    with pytest.raises(ValueError, match="budget_minutes: 2 min is too short.*about 4 min"):  # time left, too little
+        plan_epochs(STAGES, rounds=1, budget_seconds=120, other_seconds=100)
+
+
+def test_rounding_up_to_one_epoch_says_how_far_over_budget_it_ends():
+    stages = [StageCost("train", 30, 10, 0, 1 / LOOP_OVERHEAD, 0), StageCost("finetune", 2, 100, 0, 1 / LOOP_OVERHEAD, 0)]
+    plan = plan_epochs(stages, rounds=1, budget_seconds=160, other_seconds=0)  # scale 0.32: 9.6 and 0.64 epochs
+    assert plan["epochs"] == {"train": 9, "finetune": 1}
+    assert plan["over_budget_seconds"] == pytest.approx(9 * 10 + 100 - 160)
+
+
+def _plan(train_epoch=100.0, finetune_epoch=100.0) -> dict:
+    """A budget.json of 60 min: 20 + 10 planned epochs of 100 s, 2 folds side by side, 120 s of predictions."""
+    return {"budget_minutes": 60, "planning_seconds": 30.0, "rounds": 1, "reserve_seconds": 180.0, "predict_seconds": 120.0,
+            "epochs": {"train": 20, "finetune": 10},
+            "stages": [{"stage": "train", "epochs": 20, "epoch_seconds": train_epoch},
+                       {"stage": "finetune", "epochs": 10, "epoch_seconds": finetune_epoch}]}
+
+
+def _runs(seconds_per_epoch: float, epochs: int = 20, start: float = 1030.0) -> list[dict]:
+    end = start + seconds_per_epoch * epochs
+    return [{"start": start, "end": end, "seconds": end - start, "epochs": epochs, "resumed_from_epoch": None},
+            {"start": start, "end": end - 50, "seconds": end - 50 - start, "epochs": epochs, "resumed_from_epoch": None}]
+
+
+def test_a_first_stage_faster_than_planned_leaves_more_finetune_epochs():
+    replan = replan_finetune(_plan(), _runs(75.0))  # 1500 s: 500 s ahead of the plan
+    assert replan["speed_ratio"] == pytest.approx(0.75)  # the slowest fold
+    # left: 3600 - 180 reserve - 1530 used - 0.75 * 120 = 1800 s; finetune epochs of 75 s: 24, capped at 2 x 10
+    assert replan["epochs"] == {"finetune": 20} and replan["over_budget_seconds"] == 0
+
+
+def test_a_first_stage_slower_than_planned_leaves_fewer():
+    replan = replan_finetune(_plan(), _runs(120.0))  # 2400 s: the finetune epochs cost 120 s too
+    # left: 3600 - 180 - 2430 - 1.2 * 120 = 846 s -> 7 epochs of 120 s; the end predicted inside the budget
+    assert replan["epochs"] == {"finetune": 7}
+    assert replan["predicted_seconds"] <= 3600 and replan["over_budget_seconds"] == 0
+
+
+def test_a_first_stage_that_used_the_whole_budget_still_finetunes_one_epoch_and_says_by_how_much_it_is_over():
+    replan = replan_finetune(_plan(), _runs(180.0))
+    assert replan["epochs"] == {"finetune": 1} and replan["over_budget_seconds"] > 0
+
+
+def test_a_fold_rerun_a_day_later_does_not_count_the_day_as_used():
+    runs = _runs(120.0)
+    runs[1] = {**runs[1], "start": runs[1]["start"] + 86_400, "end": runs[1]["end"] + 86_400}
+    assert replan_finetune(_plan(), runs)["epochs"] == replan_finetune(_plan(), _runs(120.0))["epochs"] == {"finetune": 7}
 
 
 def test_measured_step_times_are_real_and_positive():
     stages = [{"stage": "train", "size": 32, "batch_size": 2, "loss": "bce_dice"},
               {"stage": "finetune", "size": 32, "batch_size": 2, "loss": "symmetric_lovasz"}]
     seconds = measure_steps("resunet_scse_ds", stages, native=101, processes=1, threads=1, steps=1)
-    assert set(seconds) == {"train", "train_infer", "finetune", "finetune_infer"}
+    assert set(seconds) == {"train", "train_infer", "finetune", "finetune_infer", "predict"}
     assert all(0 < s < 30 for s in seconds.values())
     assert seconds["train"] > seconds["train_infer"]  # a training step also runs backward and Adam
 
@@ -57,6 +105,9 @@ def test_the_dag_trains_the_planned_epochs(tmp_path):
     run_snakemake(tmp_path, "results/report/run/run.html")
     plan = json.loads((tmp_path / "results/budget.json").read_text())
     assert plan["epochs"] == {"train": int(MAX_SCALE), "finetune": int(MAX_SCALE)}
+    replan = json.loads((tmp_path / "results/budget_finetune.json").read_text())
+    assert replan["speed_ratio"] > 0 and replan["used_seconds"] > 0
+    plan["epochs"].update(replan["epochs"])  # what the finetune folds were given
     assert plan["parallel_folds"] == 2 and plan["fold_threads"] == 1  # --cores 2 shared by 2 folds
     assert 0 < plan["predicted_seconds"] <= 30 * 60 and plan["machine"]["cpu_capability"]
     for stage in ("train", "finetune"):
@@ -66,6 +117,7 @@ def test_the_dag_trains_the_planned_epochs(tmp_path):
         assert run["epochs"] == plan["epochs"][stage]
     page = (tmp_path / "results/report/run/run.html").read_text()
     assert "budget 30 min: every stage&#x27;s epochs scaled by 2" in page and "planned epochs" in page
+    assert "finetune epochs were planned again" in page
 
 
 def test_a_budget_too_short_fails_before_training(tmp_path):

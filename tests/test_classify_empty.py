@@ -53,11 +53,18 @@ def test_training_loss_reads_the_layout_from_the_model():
     assert not training_loss("bce_dice", build_model("resunet_scse_ds", "none", 64)).classify
 
 
-def test_the_classifier_learns_from_empty_and_salt_images():
+def test_the_classifier_learns_from_its_own_loss_term():
+    """Its BCE reaches the classifier on empty and salt images; without that term (weight 0) nothing does."""
     torch.manual_seed(0)
     model = build_model("resunet_scse_ds_cls", "none", 64).train()
-    loss_fn = training_loss("bce_dice", model)
     x, target = torch.randn(2, 3, 101, 101), torch.zeros(2, 1, 101, 101)
-    loss_fn(model(x), target).backward()  # all empty: only the classifier's BCE reaches it
-    for p in (*model.net.classifier.parameters(), *model.net.context.parameters()):
-        assert p.grad is not None and p.grad.abs().sum() > 0
+    target[1, :, 30:70, 30:70] = 1  # image 0 empty, image 1 salt
+    for weight in (CLASS_WEIGHT, 0.0):
+        model.zero_grad()
+        loss_fn = ResizedTargetLoss(get_loss("bce_dice"), classify=True, class_weight=weight)
+        loss_fn(model(x), target).backward()
+        grads = [p.grad for p in model.net.classifier.parameters()]
+        if weight:
+            assert all(g is not None and g.abs().sum() > 0 for g in grads)
+        else:
+            assert all(g is None or not g.any() for g in grads)

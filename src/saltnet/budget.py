@@ -5,9 +5,11 @@ step of each stage (the stage's model, size, batch and loss), a validation batch
 forward, in as many processes side by side as fold jobs will run at once, each with the fold jobs'
 threads (two 1-thread folds on two cores do not run at the speed of one). From those it predicts the
 DAG's wall time and scales every stage's `epochs` by one factor so the whole run fits the budget:
-fewer epochs on a slow machine, more (at most MAX_SCALE times) on a fast one. The stages keep their
-ratio and their one-cycle schedules, so a plan is an ordinary run with other epoch counts, and
-results/budget.json says what was measured, planned and predicted, so it can be rerun as fixed epochs.
+fewer epochs on a slow machine, more (at most MAX_SCALE times) on a fast one. Once the first stage
+has ended in every fold, rule replan_finetune sets the finetune epochs again from its real times
+(replan_finetune below). The stages keep their one-cycle schedules, so a plan is an ordinary run
+with other epoch counts; results/budget.json and results/budget_finetune.json say what was
+measured, planned and predicted, so the run can be repeated with those epochs fixed.
 
 The estimate is conservative where it can be: the planner runs under the system allocator while
 `allocator: auto` may give training jemalloc (1.1x faster here), and it reserves RESERVE_SECONDS for
@@ -18,17 +20,22 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
-__all__ = ["MAX_SCALE", "RESERVE_SECONDS", "LOOP_OVERHEAD", "StageCost", "plan_epochs", "measure_steps", "plan_budget"]
+__all__ = ["MAX_SCALE", "RESERVE_SECONDS", "LOOP_OVERHEAD", "StageCost", "plan_epochs", "measure_steps", "plan_budget",
+           "replan_finetune"]
 
 MAX_SCALE = 2.0  # at most twice the configured epochs: beyond that the schedule was never measured
 RESERVE_SECONDS = 180.0  # job start-up, pack_data, split_folds, ensemble, reports: ~2 min in the CPU preset's runs
 TIMED_STEPS = 10  # timed steps per measurement, after one warm-up step
+STARTUP_SECONDS = 15.0  # the measuring processes' imports; they all start timing this long after launch
 # Predicted pipeline epoch = the bare steps' median time x LOOP_OVERHEAD (fastai's loop, batches cut
 # and flipped, the metric, checkpoints). Measured on a 2-core AVX2 EPYC, CPU preset: the planner's
 # median steps (two processes fully side by side) add up to 97 s per training epoch, the pipeline's
@@ -57,9 +64,11 @@ class StageCost:
 def plan_epochs(stages: list[StageCost], rounds: int, budget_seconds: float, other_seconds: float,
                 max_scale: float = MAX_SCALE) -> dict:
     """Scale all stages' epochs by one factor so that `rounds` waves of fold jobs plus other_seconds
-    (prediction, reserve) fit in budget_seconds -> {"scale", "epochs": {stage: n}, "predicted_seconds"}.
+    (prediction, reserve) fit in budget_seconds -> {"scale", "epochs": {stage: n}, "predicted_seconds",
+    "over_budget_seconds"}.
 
-    Epochs are rounded down (at least 1 each); raises ValueError when even one epoch per stage does not fit.
+    Epochs are rounded down, but at least 1 each (which may end over budget: over_budget_seconds says by
+    how much); raises ValueError when even one epoch per stage does not fit.
     """
     per_fold = sum(s.epochs * s.epoch_seconds for s in stages)
     available = budget_seconds - other_seconds
@@ -72,7 +81,8 @@ def plan_epochs(stages: list[StageCost], rounds: int, budget_seconds: float, oth
     scale = min(max_scale, available / (rounds * per_fold))
     epochs = {s.stage: max(1, math.floor(scale * s.epochs)) for s in stages}
     predicted = rounds * sum(epochs[s.stage] * s.epoch_seconds for s in stages) + other_seconds
-    return {"scale": round(scale, 4), "epochs": epochs, "predicted_seconds": round(predicted, 1)}
+    return {"scale": round(scale, 4), "epochs": epochs, "predicted_seconds": round(predicted, 1),
+            "over_budget_seconds": round(max(0.0, predicted - budget_seconds), 1)}
 
 
 def _time(step, n: int) -> float:
@@ -97,6 +107,9 @@ def _measure_worker(job: dict) -> dict:
 
     torch.set_num_threads(job["threads"])
     torch.manual_seed(0)
+    # Start timing together: the processes must run side by side for the whole measurement, as the fold
+    # jobs do (staggered start-ups had left one process timing alone: 77-97 s per epoch between plans).
+    time.sleep(max(0.0, job["start_at"] - time.time()))
     out = {}
     for stage in job["stages"]:
         model = build_model(job["model"], "none", stage["size"]).to(memory_format=torch.channels_last)
@@ -108,59 +121,108 @@ def _measure_worker(job: dict) -> dict:
         out[stage["stage"]] = _time(step, job["steps"])
         model.eval()
         out[stage["stage"] + "_infer"] = _time(infer_step(model, x, job["bf16"]), job["steps"])
+    x = torch.randn(job["predict_batch_size"], 3, side, side).contiguous(memory_format=torch.channels_last)
+    out["predict"] = _time(infer_step(model, x, job["bf16"]), max(2, job["steps"] // 2))  # the last stage's model
     return out
 
 
 def measure_steps(model: str, stages: list[dict], native: int, processes: int, threads: int, bf16: bool = False,
-                  steps: int = TIMED_STEPS) -> dict:
+                  predict_batch_size: int = 64, steps: int = TIMED_STEPS) -> dict:
     """Seconds per training step and per inference batch of each stage (dicts with stage, size,
-    batch_size, loss), timed in `processes` processes side by side with `threads` threads each, the
-    slowest process's figure kept -> {stage: s, stage + "_infer": s}.
+    batch_size, loss), and per prediction batch of predict_batch_size images, timed in `processes`
+    processes side by side with `threads` threads each, the slowest process's figure kept ->
+    {stage: s, stage + "_infer": s, "predict": s}.
 
     The processes are fresh interpreters (`python -m saltnet.budget JOB`), not multiprocessing
     workers: those would re-import the calling script, which under Snakemake is the rule's script.
+    They find this package as this process does (PYTHONPATH is extended: a conda env of a Snakemake
+    job does not install it), and start timing at one moment, STARTUP_SECONDS from now.
     """
-    job = json.dumps(dict(model=model, stages=stages, native=native, threads=threads, bf16=bf16, steps=steps))
-    workers = [subprocess.Popen([sys.executable, "-m", "saltnet.budget", job], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True) for _ in range(processes)]
-    results = []
-    for worker in workers:
-        out, err = worker.communicate()
-        if worker.returncode != 0:
-            raise RuntimeError(f"budget measurement of model {model} failed ({worker.returncode}):\n{err[-2000:]}")
-        results.append(json.loads(out.strip().splitlines()[-1]))
+    job = json.dumps(dict(model=model, stages=stages, native=native, threads=threads, bf16=bf16, steps=steps,
+                          predict_batch_size=predict_batch_size, start_at=time.time() + STARTUP_SECONDS))
+    package_root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+    with tempfile.TemporaryDirectory() as tmp:
+        logs = [open(Path(tmp) / f"worker{i}.err", "w+") for i in range(processes)]
+        workers = [subprocess.Popen([sys.executable, "-m", "saltnet.budget", job], stdout=subprocess.PIPE,
+                                    stderr=log, text=True, env=env) for log in logs]
+        try:
+            results = []
+            for worker, log in zip(workers, logs):
+                out, _ = worker.communicate()
+                if worker.returncode != 0:
+                    log.seek(0)
+                    raise RuntimeError(f"budget measurement of model {model} failed ({worker.returncode}):\n"
+                                       f"{log.read()[-2000:]}")
+                results.append(json.loads(out.strip().splitlines()[-1]))
+        finally:
+            for worker, log in zip(workers, logs):
+                if worker.poll() is None:
+                    worker.kill()
+                    worker.wait()
+                log.close()
     return {key: max(r[key] for r in results) for key in results[0]}
 
 
 def plan_budget(budget_minutes: float, model: str, stages: list[dict], fold_sizes: list[int], valid_fraction: float,
-                predict: dict, n_test: int, native: int, cores: int, fold_threads: int, bf16: bool = False) -> dict:
+                predict_tta: bool, predict_batch_size: int, n_test: int, native: int, cores: int, fold_threads: int,
+                bf16: bool = False) -> dict:
     """The plan written to results/budget.json (see the module docstring).
 
     stages: per stage dicts with stage, epochs, size, batch_size, loss; fold_sizes: images per fold;
-    predict: config predict (batch_size, tta).
+    predict_tta, predict_batch_size: config predict's tta and batch_size.
     """
+    from .train import valid_count
+
     fold_threads = max(1, min(fold_threads, cores))  # Snakemake caps a job's threads at --cores
     parallel = max(1, min(len(fold_sizes), cores // fold_threads))
     rounds = math.ceil(len(fold_sizes) / parallel)
-    started = time.perf_counter()
-    seconds = measure_steps(model, stages, native, parallel, fold_threads, bf16)
+    started, started_at = time.perf_counter(), time.time()
+    seconds = measure_steps(model, stages, native, parallel, fold_threads, bf16, predict_batch_size)
     n_images, largest = sum(fold_sizes), max(fold_sizes)
     costs = []
     for stage in stages:
         batch = stage["batch_size"]
         n_train = n_images - min(fold_sizes)  # the largest training set of any fold
-        scored = max(1, round(largest * valid_fraction)) if valid_fraction < 1 else largest
+        scored = valid_count(largest, valid_fraction)
         costs.append(StageCost(stage["stage"], stage["epochs"], max(1, n_train // batch), math.ceil(scored / batch),
                                seconds[stage["stage"]], seconds[stage["stage"] + "_infer"]))
-    last = stages[-1]
-    per_image = seconds[last["stage"] + "_infer"] / last["batch_size"]
-    predict_seconds = LOOP_OVERHEAD * rounds * (largest + n_test) * (2 if predict.get("tta", True) else 1) * per_image
+    per_image = seconds["predict"] / predict_batch_size
+    predict_seconds = LOOP_OVERHEAD * rounds * (largest + n_test) * (2 if predict_tta else 1) * per_image
     measured = time.perf_counter() - started
     plan = plan_epochs(costs, rounds, budget_minutes * 60, predict_seconds + RESERVE_SECONDS + measured)
     return {**plan, "budget_minutes": budget_minutes, "parallel_folds": parallel, "rounds": rounds,
             "fold_threads": fold_threads, "predict_seconds": round(predict_seconds, 1),
-            "reserve_seconds": RESERVE_SECONDS, "planning_seconds": round(measured, 1),
-            "stages": [{**asdict(c), "epoch_seconds": round(c.epoch_seconds, 2)} for c in costs]}
+            "reserve_seconds": RESERVE_SECONDS, "planning_seconds": round(measured, 1), "started_at": started_at,
+            "stages": [{**asdict(c), "epoch_seconds": c.epoch_seconds} for c in costs]}
+
+
+def replan_finetune(plan: dict, train_runs: list[dict], max_scale: float = MAX_SCALE) -> dict:
+    """The finetune stage's epochs again, from what the first stage really took -> {"epochs":
+    {"finetune": n}, "speed_ratio", "used_seconds", "predicted_seconds", "over_budget_seconds"}.
+
+    plan: budget.json; train_runs: the first stage's run.json of every fold (seconds, epochs, resumed_from_epoch).
+    A short measurement on a shared machine misses by 10-30% (its speed moves within minutes), so the
+    stage the plan fixed first is not the last word: the ratio of the slowest fold's real seconds per
+    epoch to the planned ones rescales the finetune epochs and the predictions, and what is left of the
+    budget after the planning and the first stage (its slowest fold's seconds, per round of folds)
+    goes to the finetune stage (1 to max_scale x its configured epochs; with 1 the run may end over
+    budget, by over_budget_seconds as predicted).
+    """
+    train, finetune = (next(s for s in plan["stages"] if s["stage"] == name) for name in ("train", "finetune"))
+    per_epoch = max(run["seconds"] / max(1, run["epochs"] - (run.get("resumed_from_epoch") or 0)) for run in train_runs)
+    ratio = per_epoch / train["epoch_seconds"]
+    # Time at work, not on the clock (a fold stopped and rerun the next day has not used the night): each
+    # round of folds side by side lasts as long as its slowest fold.
+    used = plan["planning_seconds"] + plan["rounds"] * max(run["seconds"] for run in train_runs)
+    left = plan["budget_minutes"] * 60 - plan["reserve_seconds"] - used - ratio * plan["predict_seconds"]
+    epoch = ratio * finetune["epoch_seconds"]
+    cap = max(1, math.floor(max_scale * finetune["epochs"]))
+    epochs = min(cap, max(1, math.floor(left / (plan["rounds"] * epoch))))
+    predicted = used + plan["rounds"] * epochs * epoch + ratio * plan["predict_seconds"] + plan["reserve_seconds"]
+    return {"epochs": {"finetune": epochs}, "speed_ratio": round(ratio, 3), "used_seconds": round(used, 1),
+            "finetune_epoch_seconds": round(epoch, 2), "predicted_seconds": round(predicted, 1),
+            "over_budget_seconds": round(max(0.0, predicted - plan["budget_minutes"] * 60), 1)}
 
 
 if __name__ == "__main__":  # a measuring worker of measure_steps: the job as JSON in, the seconds as JSON out

@@ -31,7 +31,7 @@ from .predict import predict_probs
 from .submission import build_submission, validate_submission, write_submission_csv
 from .train import OWN_FILES, TrainSettings, fold_indices, train_fold
 
-__all__ = ["pack_step", "folds_step", "budget_step", "planned_epochs", "train_step", "predict_step", "ensemble_step", "postprocess_step",
+__all__ = ["pack_step", "folds_step", "budget_step", "replan_step", "planned_epochs", "train_step", "predict_step", "ensemble_step", "postprocess_step",
            "submission_step", "cv_score_step"]
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,8 @@ def folds_step(packed_train: str, n_folds: int, seed: int, out: str) -> None:
 
 
 def budget_step(packed_test: str, folds: str, budget_minutes: float, model: str, stages: list[dict],
-                valid_fraction: float, predict: dict, cores: int, fold_threads: int, bf16: bool | str, out: str) -> None:
+                valid_fraction: float, predict_tta: bool, predict_batch_size: int, cores: int, fold_threads: int,
+                bf16: bool | str, out: str) -> None:
     """Plan the epochs that fit budget_minutes on this machine (saltnet.budget) and write them to `out`."""
     from .budget import plan_budget
     from .precision import cpu_info
@@ -62,13 +63,28 @@ def budget_step(packed_test: str, folds: str, budget_minutes: float, model: str,
     fold_sizes = pd.read_parquet(folds)["fold"].value_counts().sort_index().tolist()
     test = load_packed(packed_test).images  # (N, H, W) uint8
     n_test, native = test.shape[0], test.shape[-1]
-    plan = plan_budget(budget_minutes, model, stages, fold_sizes, valid_fraction, predict, n_test, native, cores,
-                       fold_threads, bf16=resolve_bf16(bf16, torch.device("cpu")).bf16)
+    if torch.cuda.is_available():
+        raise ValueError("config key budget_minutes: the time budget plans CPU runs (it times the CPU, and the folds "
+                         "side by side as --cores allow), but this machine trains on a GPU; set budget_minutes: null "
+                         "and choose the epochs")
+    plan = plan_budget(budget_minutes, model, stages, fold_sizes, valid_fraction, predict_tta, predict_batch_size,
+                       n_test, native, cores, fold_threads, bf16=resolve_bf16(bf16, torch.device("cpu")).bf16)
     plan["machine"] = cpu_info()
     log.info("budget %g min: epochs %s (scale %.2f of the configured), predicted %.1f min; %s", budget_minutes,
              plan["epochs"], plan["scale"], plan["predicted_seconds"] / 60,
              ", ".join(f"{s['stage']} epoch {s['epoch_seconds']:.0f} s" for s in plan["stages"]))
     write_json(out, plan)
+
+
+def replan_step(budget: str, train_runs: list[str], out: str) -> None:
+    """The finetune epochs again from the first stage's real times (saltnet.budget.replan_finetune)."""
+    from .budget import replan_finetune
+
+    replan = replan_finetune(_read_json(budget), [_read_json(path) for path in train_runs])
+    log.info("first stage ran %.2fx the planned time per epoch; finetune epochs %d, run predicted to end after "
+             "%.1f min%s", replan["speed_ratio"], replan["epochs"]["finetune"], replan["predicted_seconds"] / 60,
+             f", {replan['over_budget_seconds'] / 60:.1f} min over budget" if replan["over_budget_seconds"] else "")
+    write_json(out, replan)
 
 
 def planned_epochs(budget: str, stage: str) -> int:

@@ -15,8 +15,8 @@ from saltnet.train import TrainSettings
 setup_logging(snakemake.log[0])
 logging.getLogger("saltnet").info("allocator: %s in use; chosen: %s", allocator_in_use(), allocator)
 set_threads(snakemake.threads)
-if snakemake.params.budgeted:  # config budget_minutes: the epochs rule plan_budget fitted to it
-    stage["epochs"] = planned_epochs(snakemake.input.budget[0], snakemake.params.stage)
+if snakemake.input.budget:  # config budget_minutes: the epochs plan_budget (or replan_finetune) fitted to it
+    stage["epochs"] = planned_epochs(snakemake.input.budget[0], snakemake.rule.removesuffix("_fold"))
 train_step(
     packed_train=snakemake.input.train,
     folds=snakemake.input.folds,

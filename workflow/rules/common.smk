@@ -26,7 +26,7 @@ wildcard_constraints:
 
 
 # Rules that are cheap or need internet run where snakemake runs (the login node), not as cluster jobs.
-localrules: pack_data, split_folds, run_info, ensemble, postprocess, submission, cv_score, fetch_encoder_weights
+localrules: pack_data, split_folds, run_info, replan_finetune, ensemble, postprocess, submission, cv_score, fetch_encoder_weights
 
 
 def encoder_weights_path():
@@ -70,8 +70,13 @@ BUDGETED = config["budget_minutes"] is not None
 
 
 def get_budget(wildcards):
-    """Input of train_fold and finetune_fold: rule plan_budget's epochs when config budget_minutes is set."""
+    """Input of train_fold (and the run page): rule plan_budget's epochs when config budget_minutes is set."""
     return ["results/budget.json"] if BUDGETED else []
+
+
+def get_finetune_budget(wildcards):
+    """Input of finetune_fold: rule replan_finetune's epochs when config budget_minutes is set."""
+    return ["results/budget_finetune.json"] if BUDGETED else []
 
 
 def budget_stages():
@@ -80,10 +85,15 @@ def budget_stages():
     return [{"stage": stage, **{k: stage_settings(stage)[k] for k in keys}} for stage in ("train", "finetune")]
 
 
+def all_cores(wildcards=None):
+    """--cores (1 when unset, as under a cluster executor, where workflow.cores raises)."""
+    return workflow._cores or 1
+
+
 def fold_threads(wildcards):
     """Threads of a per-fold job: config fold_threads, or with `share` the --cores spread over the folds."""
     if config["fold_threads"] == "share":
-        return max(1, (workflow.cores or 1) // len(FOLDS))
+        return max(1, all_cores() // len(FOLDS))
     return config["fold_threads"]
 
 

@@ -136,6 +136,7 @@ rule report_run:
         outputs=list(expected_outputs().values()),
         bench=bench_table,
         budget=get_budget,
+        replan=get_finetune_budget,
     output:
         page=report(RUN_PAGE[0], caption="../report/run_page.rst", category="The run",
                     labels={"figure": "config, versions, devices, jobs"}),
@@ -160,6 +161,7 @@ use rule report_run as report_run_partial with:
         outputs=lambda wildcards: existing(expected_outputs().values()),
         bench=bench_table,
         budget=lambda wildcards: existing(get_budget(wildcards)),
+        replan=lambda wildcards: existing(get_finetune_budget(wildcards)),
     output:
         page=report("results/report/partial/run.html", caption="../report/run_page.rst", category="The run",
                     labels={"figure": "config, versions, devices, jobs"}),

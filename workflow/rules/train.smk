@@ -10,8 +10,6 @@ rule train_fold:
         run="results/train/fold{fold}/run.json",
     params:
         settings=stage_settings("train"),
-        stage="train",
-        budgeted=BUDGETED,
         work_dir="results/checkpoints/train/fold{fold}",
         lock_dir=LOCK_DIR,
         gpu_slots=config.get("gpu_slots"),
@@ -36,15 +34,13 @@ use rule train_fold as finetune_fold with:
         train=rules.pack_data.output.train,
         folds=rules.split_folds.output[0],
         init_weights=rules.train_fold.output.model,
-        budget=get_budget,
+        budget=get_finetune_budget,
     output:
         model="results/finetune/fold{fold}/model.pth",
         history="results/finetune/fold{fold}/history.parquet",
         run="results/finetune/fold{fold}/run.json",
     params:
         settings=stage_settings("finetune"),
-        stage="finetune",
-        budgeted=BUDGETED,
         work_dir="results/checkpoints/finetune/fold{fold}",
         lock_dir=LOCK_DIR,
         gpu_slots=config.get("gpu_slots"),
@@ -66,13 +62,28 @@ rule plan_budget:
         model=config["model"],
         stages=budget_stages(),
         valid_fraction=config["valid_fraction"],
-        predict=config["predict"],
-        fold_threads=fold_threads(None),
+        predict_tta=config["predict"]["tta"],
+        predict_batch_size=config["predict"]["batch_size"],
+        fold_threads=fold_threads,  # a function: --cores is read when the job runs, not when the rules are
         bf16=config["bf16"],
-    threads: workflow.cores  # nothing else runs while it times: the fold jobs' concurrency is simulated
+    threads: all_cores  # nothing else runs while it times: the fold jobs' concurrency is simulated
     log:
         "logs/plan_budget/plan_budget.log",
     conda:
         "../../envs/train.yaml"
     script:
         "../../src/scripts/plan_budget.py"
+
+
+rule replan_finetune:
+    input:
+        budget="results/budget.json",
+        train_runs=expand("results/train/fold{fold}/run.json", fold=FOLDS),
+    output:
+        "results/budget_finetune.json",
+    log:
+        "logs/replan_finetune/replan_finetune.log",
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../../src/scripts/replan_finetune.py"

@@ -73,23 +73,33 @@ def _bench_section(bench: str | Path | None) -> str:
     return f"<p>{html.escape(line)}</p>" + _table(rows[cols])
 
 
-def _budget_section(budget: str | Path | None, folds: pd.DataFrame) -> str:
-    """The plan of rule plan_budget and, per stage, its predicted seconds against the slowest fold's."""
+def _budget_section(budget: str | Path | None, folds: pd.DataFrame, replan: str | Path | None = None) -> str:
+    """The plan of rule plan_budget (and replan_finetune's correction) and, per stage, its predicted
+    seconds against the slowest fold's."""
     if not budget or not Path(budget).is_file():
         return "<p>no time budget (config budget_minutes: null): the configured epochs were trained</p>"
     plan = json.loads(Path(budget).read_text())
+    epochs, ratio = dict(plan["epochs"]), {}
+    if replan and Path(replan).is_file():
+        again = json.loads(Path(replan).read_text())
+        epochs.update(again["epochs"])
+        ratio = {"finetune": again["speed_ratio"]}
     line = (f"budget {plan['budget_minutes']:g} min: every stage's epochs scaled by {plan['scale']:.3g}; "
             f"{plan['parallel_folds']} fold(s) side by side with {plan['fold_threads']} thread(s) each, "
             f"{plan['rounds']} round(s); whole DAG predicted {plan['predicted_seconds'] / 60:.1f} min (prediction "
             f"{plan['predict_seconds']:.0f} s per round, {plan['reserve_seconds']:.0f} s reserved, planning "
             f"{plan['planning_seconds']:.0f} s); CPU {plan.get('machine', {}).get('cpu_model', '?')}")
+    if ratio:
+        line += (f". The first stage ran {ratio['finetune']:.2f}x the planned time per epoch, so the finetune "
+                 f"epochs were planned again from it: {epochs['finetune']}; whole DAG then predicted "
+                 f"{again['predicted_seconds'] / 60:.1f} min")
     rows = []
     for stage in plan["stages"]:
-        epochs = plan["epochs"][stage["stage"]]
+        n = epochs[stage["stage"]]
+        epoch = stage["epoch_seconds"] * ratio.get(stage["stage"], 1.0)
         taken = folds.loc[folds["stage"] == stage["stage"], "seconds"]
-        rows.append({"stage": stage["stage"], "configured epochs": stage["epochs"], "planned epochs": epochs,
-                     "predicted epoch (s)": stage["epoch_seconds"],
-                     "predicted stage (s)": epochs * stage["epoch_seconds"],
+        rows.append({"stage": stage["stage"], "configured epochs": stage["epochs"], "planned epochs": n,
+                     "predicted epoch (s)": epoch, "predicted stage (s)": n * epoch,
                      "slowest fold took (s)": taken.max() if len(taken) else None})
     return f"<p>{html.escape(line)}</p>" + _table(pd.DataFrame(rows))
 
@@ -102,7 +112,8 @@ def _provenance(info: dict) -> str:
 
 
 def run_page(run_info: dict, folds: pd.DataFrame, jobs: pd.DataFrame, missing: list[str],
-             bench: str | Path | None = None, budget: str | Path | None = None) -> str:
+             bench: str | Path | None = None, budget: str | Path | None = None,
+             replan: str | Path | None = None) -> str:
     """The page as one self-contained HTML document (tables and the config as YAML)."""
     if missing:
         items = "".join(f"<li>{html.escape(m)}</li>" for m in missing)
@@ -114,7 +125,7 @@ def run_page(run_info: dict, folds: pd.DataFrame, jobs: pd.DataFrame, missing: l
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>The run</title><style>{_STYLE}</style>"
             f"</head><body><h1>The run</h1>{status}"
             f"<h2>Folds: device, precision, allocator, time</h2>{_table(folds)}"
-            f"<h2>Time budget (results/budget.json)</h2>{_budget_section(budget, folds)}"
+            f"<h2>Time budget (results/budget.json)</h2>{_budget_section(budget, folds, replan)}"
             f"<h2>Jobs: time and memory (benchmarks/)</h2>{_table(jobs)}"
             f"<h2>Benchmark (results/bench.json)</h2>{_bench_section(bench)}"
             f"<h2>Code and packages</h2>{_provenance(run_info)}"
@@ -137,12 +148,14 @@ def plot_job_times(jobs: pd.DataFrame):
 
 def run_report(run_info: str | Path, runs: dict[str, dict[int, str]], benchmarks: list[str | Path],
                expected: dict[str, str], out_html: str | Path, out_times: str | Path,
-               bench: str | Path | None = None, budget: str | Path | None = None) -> list[str]:
+               bench: str | Path | None = None, budget: str | Path | None = None,
+               replan: str | Path | None = None) -> list[str]:
     """Write the run page and the job-times PNG from what exists (runs: {stage: {fold: run.json}},
-    benchmarks: Snakemake benchmark files, expected: {what: path}, budget: budget.json or None);
+    benchmarks: Snakemake benchmark files, expected: {what: path}, budget: budget.json or None, replan:
+    budget_finetune.json or None);
     returns the missing outputs."""
     info = json.loads(Path(run_info).read_text())
     jobs, missing = read_benchmarks(benchmarks), missing_outputs(expected)
-    write_text(out_html, run_page(info, fold_runs(runs), jobs, missing, bench, budget))
+    write_text(out_html, run_page(info, fold_runs(runs), jobs, missing, bench, budget, replan))
     save_figure(plot_job_times(jobs), out_times)
     return missing
