@@ -37,10 +37,10 @@ RESERVE_SECONDS = 180.0  # job start-up, pack_data, split_folds, ensemble, repor
 TIMED_STEPS = 10  # timed steps per measurement, after one warm-up step
 STARTUP_SECONDS = 15.0  # the measuring processes' imports; they all start timing this long after launch
 # Predicted pipeline epoch = the bare steps' median time x LOOP_OVERHEAD (fastai's loop, batches cut
-# and flipped, the metric, checkpoints). Measured on a 2-core AVX2 EPYC, CPU preset: the planner's
-# median steps (two processes fully side by side) add up to 97 s per training epoch, the pipeline's
-# epochs took 79-96 s (under jemalloc, 1.1x the system allocator the planner runs under); means of 4
-# steps had varied 77-90 s between plans, medians of 10 agree within 1%. A 5% margin on top.
+# and flipped, the metric, checkpoints; the pipeline may run under jemalloc, 1.1x the system allocator
+# the planner runs under). Measured on a 2-core AVX2 EPYC, CPU preset: with the processes timing
+# together, two plans gave 77.3 and 78.0 s per training epoch and the pipeline's epochs took 73-82 s
+# (before, staggered starts and means of 4 steps had given 77-102 s between plans).
 LOOP_OVERHEAD = 1.05
 
 
