@@ -98,8 +98,8 @@ def _time(step, n: int) -> float:
 
 
 def _measure_worker(job: dict) -> dict:
-    """In a fresh process with job["threads"] threads: seconds per training step of each stage and per
-    inference batch of job["infer_batch"] images (the model of the last stage, fp32 unless bf16)."""
+    """In a fresh process with job["threads"] threads: seconds per training step and per validation
+    batch of each stage, and per prediction batch of job["predict_batch_size"] images (the last stage's model)."""
     import torch
 
     from .bench import infer_step, train_step
@@ -177,7 +177,7 @@ def plan_budget(budget_minutes: float, model: str, stages: list[dict], fold_size
     fold_threads = max(1, min(fold_threads, cores))  # Snakemake caps a job's threads at --cores
     parallel = max(1, min(len(fold_sizes), cores // fold_threads))
     rounds = math.ceil(len(fold_sizes) / parallel)
-    started, started_at = time.perf_counter(), time.time()
+    started = time.perf_counter()
     seconds = measure_steps(model, stages, native, parallel, fold_threads, bf16, predict_batch_size)
     n_images, largest = sum(fold_sizes), max(fold_sizes)
     costs = []
@@ -193,7 +193,7 @@ def plan_budget(budget_minutes: float, model: str, stages: list[dict], fold_size
     plan = plan_epochs(costs, rounds, budget_minutes * 60, predict_seconds + RESERVE_SECONDS + measured)
     return {**plan, "budget_minutes": budget_minutes, "parallel_folds": parallel, "rounds": rounds,
             "fold_threads": fold_threads, "predict_seconds": round(predict_seconds, 1),
-            "reserve_seconds": RESERVE_SECONDS, "planning_seconds": round(measured, 1), "started_at": started_at,
+            "reserve_seconds": RESERVE_SECONDS, "planning_seconds": round(measured, 1),
             "stages": [{**asdict(c), "epoch_seconds": c.epoch_seconds} for c in costs]}
 
 

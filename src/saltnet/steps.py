@@ -54,15 +54,15 @@ def folds_step(packed_train: str, n_folds: int, seed: int, out: str) -> None:
 
 
 def budget_step(packed_test: str, folds: str, budget_minutes: float, model: str, stages: list[dict],
-                valid_fraction: float, predict_tta: bool, predict_batch_size: int, cores: int, fold_threads: int,
-                bf16: bool | str, out: str) -> None:
+                valid_fraction: float, predict_tta: bool, predict_batch_size: int, native: int, cores: int,
+                fold_threads: int, bf16: bool | str, out: str) -> None:
     """Plan the epochs that fit budget_minutes on this machine (saltnet.budget) and write them to `out`."""
     from .budget import plan_budget
     from .precision import cpu_info
 
     fold_sizes = pd.read_parquet(folds)["fold"].value_counts().sort_index().tolist()
-    test = load_packed(packed_test).images  # (N, H, W) uint8
-    n_test, native = test.shape[0], test.shape[-1]
+    with np.load(packed_test, allow_pickle=False) as npz:  # the ids alone: the images' count, not their pixels
+        n_test = len(npz["ids"])
     if torch.cuda.is_available():
         raise ValueError("config key budget_minutes: the time budget plans CPU runs (it times the CPU, and the folds "
                          "side by side as --cores allow), but this machine trains on a GPU; set budget_minutes: null "

@@ -13,6 +13,7 @@ budget_step(
     valid_fraction=snakemake.params.valid_fraction,
     predict_tta=snakemake.params.predict_tta,
     predict_batch_size=snakemake.params.predict_batch_size,
+    native=snakemake.params.image_size,
     cores=snakemake.threads,
     fold_threads=snakemake.params.fold_threads,
     bf16=snakemake.params.bf16,
