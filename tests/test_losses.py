@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from saltnet.losses import LOSSES, get_loss, lovasz_hinge, symmetric_lovasz
+from saltnet.losses import LOSSES, get_loss, lovasz_hinge, symmetric_lovasz, symmetric_lovasz_elu
 
 
 def jaccard_loss_of_errors(errors: set[int], labels: np.ndarray) -> float:
@@ -56,6 +56,23 @@ def test_per_image_mean_and_symmetric_variant():
     assert lovasz_hinge(logits, labels).item() == pytest.approx(np.mean(per_image))
     flipped = [brute_lovasz_hinge(-logits[i].numpy().ravel(), 1 - labels[i].numpy().ravel()) for i in range(3)]
     assert symmetric_lovasz(logits, labels).item() == pytest.approx((np.mean(per_image) + np.mean(flipped)) / 2)
+
+
+def test_elu_variant_weights_errors_by_elu_plus_one_and_keeps_a_gradient_beyond_the_margin():
+    """lovasz_hinge(elu=True) is the same Jaccard increments weighted by elu(e) + 1 instead of relu(e):
+    equal where every error is >= 0 up to the +1 per increment (which sum to the image's Jaccard loss
+    of all pixels wrong, 1 for a non-empty truth), and pixels beyond the margin still get a gradient."""
+    rng = np.random.default_rng(3)
+    labels = torch.tensor((rng.random((2, 1, 3, 3)) < 0.5).astype(float))
+    labels[:, 0, 0, 0] = 1  # both truths non-empty
+    small = torch.tensor(rng.uniform(-0.5, 0.5, (2, 1, 3, 3)))  # |logit| < 1: every hinge error > 0
+    assert lovasz_hinge(small, labels, elu=True).item() == pytest.approx(lovasz_hinge(small, labels).item() + 1.0)
+    confident = ((labels * 2 - 1) * 3.0).requires_grad_()  # right with margin 3: hinge error -2 everywhere
+    assert lovasz_hinge(confident, labels).item() == 0.0
+    lovasz_hinge(confident, labels, elu=True).backward()
+    assert confident.grad.abs().sum() > 0 and (confident.grad * (labels * 2 - 1) <= 0).all()  # push further right
+    assert symmetric_lovasz_elu(small, labels).item() == pytest.approx(symmetric_lovasz(small, labels, elu=True).item())
+    assert get_loss("symmetric_lovasz_elu") is symmetric_lovasz_elu
 
 
 def test_losses_have_gradients_and_registry_lists_choices():

@@ -1,4 +1,4 @@
-"""Post-processing chosen on out-of-fold predictions: threshold, then empty masks below min_area."""
+"""Post-processing chosen on out-of-fold predictions: threshold, then empty masks below min_area or min_peak."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 
 from conftest import run_snakemake, write_config
 from saltnet.metric import image_scores
-from saltnet.postprocess import (DEFAULT_THRESHOLDS, apply_postprocess, choose_postprocess, score_grid,
-                                 search_postprocess)
+from saltnet.postprocess import (DEFAULT_MIN_PEAKS, DEFAULT_THRESHOLDS, apply_postprocess, choose_postprocess,
+                                 describe_setting, score_grid, search_postprocess)
 from saltnet.rle import rle_decode
 
 SIZE = 101
@@ -38,6 +38,18 @@ def blobs_on_empty_truth(n_empty: int = 6, n_salt: int = 4):
     return np.stack(probs).astype(np.float16), np.stack(truth)
 
 
+def faint_halos_on_empty_truth(n_empty: int = 6, n_salt: int = 4):
+    """Empty-truth images with a large faint mask predicted (30x30 at p 0.55), and small salt masks
+    predicted exactly and confidently (4x4 at p 0.9).
+
+    No min_area separates them (the faint masks are the larger), no threshold either (a cut above 0.55
+    keeps the salt and drops the halos, so does min_peak: the test fixes the threshold at 0.5).
+    """
+    probs = [square(30, 0.55)] * n_empty + [square(4, 0.9)] * n_salt
+    truth = [np.zeros((SIZE, SIZE), np.uint8)] * n_empty + [square(4).astype(np.uint8)] * n_salt
+    return np.stack(probs).astype(np.float16), np.stack(truth)
+
+
 # --- apply_postprocess --------------------------------------------------------------------------------
 
 def test_apply_thresholds_strictly_then_empties_small_masks():
@@ -49,6 +61,16 @@ def test_apply_thresholds_strictly_then_empties_small_masks():
     assert apply_postprocess(probs, 0.5, min_area=9).sum(axis=(1, 2)).tolist() == [9, 0, 0]  # 9 is kept
 
 
+def test_apply_empties_masks_whose_peak_is_below_min_peak():
+    probs = np.stack([square(3, 0.6), square(30, 0.55), square(3, 0.7)]).astype(np.float16)
+    assert apply_postprocess(probs, 0.5, 0, min_peak=0.6).sum(axis=(1, 2)).tolist() == [9, 0, 9]  # 0.6 is kept
+    assert apply_postprocess(probs, 0.5, 0, min_peak=0.65).sum(axis=(1, 2)).tolist() == [0, 0, 9]
+    assert apply_postprocess(probs, 0.5, 0, min_peak=0.0).sum(axis=(1, 2)).tolist() == [9, 900, 9]
+    assert describe_setting({"threshold": 0.5, "min_area": 10, "min_peak": 0.6}) == \
+        "threshold 0.5, min_area 10, min_peak 0.6"
+    assert describe_setting({"threshold": 0.5, "min_area": 10, "min_peak": 0.0}) == "threshold 0.5, min_area 10"
+
+
 def test_apply_leaves_its_input_alone_and_rejects_bad_values():
     probs = np.stack([square(3, 0.6)]).astype(np.float16)
     before = probs.copy()
@@ -58,6 +80,8 @@ def test_apply_leaves_its_input_alone_and_rejects_bad_values():
         apply_postprocess(probs, 1.5, 0)
     with pytest.raises(ValueError, match="min_area"):
         apply_postprocess(probs, 0.5, -1)
+    with pytest.raises(ValueError, match="min_peak"):
+        apply_postprocess(probs, 0.5, 0, min_peak=1.2)
 
 
 # --- search on hand-made cases whose answer is known --------------------------------------------------
@@ -65,9 +89,10 @@ def test_apply_leaves_its_input_alone_and_rejects_bad_values():
 def test_small_blobs_on_empty_truth_are_removed_and_the_score_rises():
     probs, truth = blobs_on_empty_truth()
     found = search_postprocess(probs, truth)
-    assert found["default"] == {"threshold": 0.5, "min_area": 0, "score": pytest.approx(0.4)}
-    # every threshold ties (probabilities are 0 or 0.9): the one nearest 0.5; the smallest min_area > 8
-    assert (found["threshold"], found["min_area"], found["score"]) == (0.5, 10, 1.0)
+    assert found["default"] == {"threshold": 0.5, "min_area": 0, "min_peak": 0.0, "score": pytest.approx(0.4)}
+    # every threshold ties (probabilities are 0 or 0.9): the one nearest 0.5; the smallest min_area > 8;
+    # no min_peak separates peaks of 0.9 from peaks of 0.9: the smallest, 0 (no gate)
+    assert (found["threshold"], found["min_area"], found["min_peak"], found["score"]) == (0.5, 10, 0.0, 1.0)
     assert found["curve"]["threshold"] == DEFAULT_THRESHOLDS.tolist()
     assert found["curve"]["min_area"] == 10
     assert found["curve"]["score"] == [1.0] * len(DEFAULT_THRESHOLDS)
@@ -88,6 +113,19 @@ def test_best_threshold_is_found_and_ties_go_toward_one_half():
     assert found["default"]["score"] == 0.0
     curve = dict(zip(found["curve"]["threshold"], found["curve"]["score"]))
     assert curve[0.54] == 0.0 and curve[0.56] == curve[0.68] == 1.0 and curve[0.72] == 0.0
+
+
+def test_faint_masks_on_empty_truth_are_gated_by_their_peak():
+    probs, truth = faint_halos_on_empty_truth()
+    found = search_postprocess(probs, truth, thresholds=[0.5])
+    # min_area cannot help (emptying the 900-pixel halos empties the 16-pixel salt first); the smallest
+    # min_peak above the halos' 0.55 (float16 0.5498) and not above the salt's 0.9 does
+    assert (found["threshold"], found["min_area"], found["min_peak"], found["score"]) == (0.5, 0, 0.55, 1.0)
+    assert found["default"]["score"] == pytest.approx(0.4)
+    assert found["curve"]["min_peak"] == 0.55
+    assert image_scores(apply_postprocess(probs, 0.5, 0, found["min_peak"]), truth).mean() == 1.0
+    off = search_postprocess(probs, truth, thresholds=[0.5], min_peaks=[0.0])
+    assert off["score"] == pytest.approx(0.4) and off["min_area"] == 0
 
 
 def test_min_area_is_not_raised_past_a_true_small_mask():
@@ -121,24 +159,28 @@ def test_closed_form_equals_brute_force_on_random_data():
     thresholds = [0.1, 0.25, 0.3, 0.42, 0.5, 0.66, 0.8, 0.95]
     areas = apply_postprocess(probs, 0.5, 0).sum(axis=(1, 2))  # a mask exactly at min_area is kept
     min_areas = sorted({0, 1, 3, 17, 50, 400, 1600, SIZE * SIZE, SIZE * SIZE + 1, *areas[:8].tolist()})
-    fast = score_grid(probs, truth, thresholds, min_areas)
-    slow = np.array([[image_scores(apply_postprocess(probs, t, m), truth).mean() for m in min_areas]
-                     for t in thresholds])
+    peaks = probs.max(axis=(1, 2)).astype(np.float32)
+    min_peaks = sorted({0.0, 0.3, 0.55, 0.8, 1.0, *peaks[:4].tolist()})  # a mask exactly at min_peak is kept
+    fast = score_grid(probs, truth, thresholds, min_areas, min_peaks)
+    assert fast.shape == (len(thresholds), len(min_areas), len(min_peaks))
+    slow = np.array([[[image_scores(apply_postprocess(probs, t, m, p), truth).mean() for p in min_peaks]
+                      for m in min_areas] for t in thresholds])
     np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-12)
-    found = search_postprocess(probs, truth, thresholds, min_areas)
+    assert len(np.unique(slow.round(9))) > 10  # the grid is not flat: the check could fail
+    found = search_postprocess(probs, truth, thresholds, min_areas, min_peaks)
     assert found["score"] == pytest.approx(slow.max(), abs=1e-12)
-    row, col = thresholds.index(found["threshold"]), min_areas.index(found["min_area"])
-    assert slow[row, col] == pytest.approx(slow.max(), abs=1e-12)
+    cell = thresholds.index(found["threshold"]), min_areas.index(found["min_area"]), min_peaks.index(found["min_peak"])
+    assert slow[cell] == pytest.approx(slow.max(), abs=1e-12)
 
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_search_agrees_with_brute_force_on_the_default_grid(seed):
     probs, truth = random_oof(30, seed)
     found = search_postprocess(probs, truth)
-    best = max(image_scores(apply_postprocess(probs, t, m), truth).mean()
-               for t in DEFAULT_THRESHOLDS[::3] for m in (0, 50, 150, 300))
+    best = max(image_scores(apply_postprocess(probs, t, m, p), truth).mean()
+               for t in DEFAULT_THRESHOLDS[::3] for m in (0, 50, 150, 300) for p in DEFAULT_MIN_PEAKS[::4])
     assert found["score"] >= best - 1e-12  # the full grid finds at least the best of a coarser one
-    masks = apply_postprocess(probs, found["threshold"], found["min_area"])
+    masks = apply_postprocess(probs, found["threshold"], found["min_area"], found["min_peak"])
     assert image_scores(masks, truth).mean() == pytest.approx(found["score"], abs=1e-12)
 
 
@@ -146,11 +188,11 @@ def test_search_agrees_with_brute_force_on_the_default_grid(seed):
 
 def test_fixed_values_are_kept_and_still_scored():
     probs, truth = blobs_on_empty_truth()
-    chosen = choose_postprocess(probs, truth, threshold=0.33, min_area=0)
-    assert (chosen["threshold"], chosen["min_area"]) == (0.33, 0)
-    assert chosen["threshold_source"] == chosen["min_area_source"] == "fixed in config"
-    assert chosen["before"] == {"threshold": 0.33, "min_area": 0, "oof_map_iou": pytest.approx(0.4)}
-    assert chosen["after"] == {"threshold": 0.33, "min_area": 0, "oof_map_iou": pytest.approx(0.4)}
+    chosen = choose_postprocess(probs, truth, threshold=0.33, min_area=0, min_peak=0)
+    assert (chosen["threshold"], chosen["min_area"], chosen["min_peak"]) == (0.33, 0, 0.0)
+    assert chosen["threshold_source"] == chosen["min_area_source"] == chosen["min_peak_source"] == "fixed in config"
+    assert chosen["before"] == {"threshold": 0.33, "min_area": 0, "min_peak": 0.0, "oof_map_iou": pytest.approx(0.4)}
+    assert chosen["after"] == {"threshold": 0.33, "min_area": 0, "min_peak": 0.0, "oof_map_iou": pytest.approx(0.4)}
     assert set(DEFAULT_THRESHOLDS.tolist()) < set(chosen["curve"]["threshold"])  # the curve is still there
 
 
@@ -164,13 +206,19 @@ def test_one_fixed_one_searched():
     assert (chosen["min_area"], chosen["min_area_source"]) == (300, "fixed in config")
     assert (chosen["threshold"], chosen["threshold_source"]) == (0.5, "searched on OOF")
     assert chosen["before"]["threshold"] == 0.5
+    probs, truth = faint_halos_on_empty_truth()
+    chosen = choose_postprocess(probs, truth, threshold=0.5, min_area="auto", min_peak=0.95)
+    assert (chosen["min_peak"], chosen["min_peak_source"]) == (0.95, "fixed in config")
+    assert chosen["after"]["oof_map_iou"] == pytest.approx(0.6)  # every mask emptied: the 6 empty truths score
+    chosen = choose_postprocess(probs, truth, threshold=0.5, min_area=0, min_peak="auto")
+    assert (chosen["min_peak"], chosen["min_peak_source"]) == (0.55, "searched on OOF")
 
 
 def test_both_auto_report_before_and_after():
     probs, truth = blobs_on_empty_truth()
     chosen = choose_postprocess(probs, truth, "auto", "auto")
-    assert chosen["before"] == {"threshold": 0.5, "min_area": 0, "oof_map_iou": pytest.approx(0.4)}
-    assert chosen["after"] == {"threshold": 0.5, "min_area": 10, "oof_map_iou": 1.0}
+    assert chosen["before"] == {"threshold": 0.5, "min_area": 0, "min_peak": 0.0, "oof_map_iou": pytest.approx(0.4)}
+    assert chosen["after"] == {"threshold": 0.5, "min_area": 10, "min_peak": 0.0, "oof_map_iou": 1.0}
     assert chosen["n_images"] == 10
 
 
@@ -203,7 +251,7 @@ def test_steps_choose_score_and_apply(oof_files):
 
     d = oof_files
     oof = [str(d / "oof0.npz"), str(d / "oof1.npz")]
-    postprocess_step(str(d / "train.npz"), oof, "auto", "auto", str(d / "postprocess.json"))
+    postprocess_step(str(d / "train.npz"), oof, "auto", "auto", "auto", str(d / "postprocess.json"))
     chosen = json.loads((d / "postprocess.json").read_text())
     assert (chosen["threshold"], chosen["min_area"]) == (0.5, 10)
     assert chosen["threshold_source"] == chosen["min_area_source"] == "searched on OOF"
@@ -214,7 +262,7 @@ def test_steps_choose_score_and_apply(oof_files):
     assert cv["oof_map_iou"] == pytest.approx(chosen["before"]["oof_map_iou"]) and cv["n_images"] == 10
     assert cv["per_fold"] == {"0": pytest.approx(0.4), "1": pytest.approx(0.4)}
     post = cv["postprocessed"]
-    assert (post["threshold"], post["min_area"], post["oof_map_iou"]) == (0.5, 10, 1.0)
+    assert (post["threshold"], post["min_area"], post["min_peak"], post["oof_map_iou"]) == (0.5, 10, 0.0, 1.0)
     assert post["per_fold"] == {"0": 1.0, "1": 1.0} and post["min_area_source"] == "searched on OOF"
 
     submission_step(str(d / "ensemble.npz"), str(d / "sample_submission.csv"), str(d / "postprocess.json"),
@@ -230,7 +278,7 @@ def test_fixed_config_still_writes_scores(oof_files):
 
     d = oof_files
     postprocess_step(str(d / "train.npz"), [str(d / "oof0.npz"), str(d / "oof1.npz")], 0.45, 0,
-                     str(d / "postprocess.json"))
+                     0, str(d / "postprocess.json"))
     chosen = json.loads((d / "postprocess.json").read_text())
     assert (chosen["threshold"], chosen["min_area"]) == (0.45, 0)
     assert chosen["before"]["oof_map_iou"] == chosen["after"]["oof_map_iou"] == pytest.approx(0.4)

@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["LOSSES", "get_loss", "lovasz_hinge", "symmetric_lovasz", "bce", "bce_dice"]
+__all__ = ["LOSSES", "get_loss", "lovasz_hinge", "symmetric_lovasz", "symmetric_lovasz_elu", "bce", "bce_dice"]
 
 
 def _lovasz_grad(gt_sorted: torch.Tensor) -> torch.Tensor:
@@ -25,19 +25,29 @@ def _lovasz_grad(gt_sorted: torch.Tensor) -> torch.Tensor:
     return torch.cat([jaccard[:, :1], jaccard[:, 1:] - jaccard[:, :-1]], dim=1)
 
 
-def lovasz_hinge(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """logits: (N, 1, H, W) float; target: (N, 1, H, W) in {0,1} -> scalar, mean over images."""
+def lovasz_hinge(logits: torch.Tensor, target: torch.Tensor, elu: bool = False) -> torch.Tensor:
+    """logits: (N, 1, H, W) float; target: (N, 1, H, W) in {0,1} -> scalar, mean over images.
+
+    elu: weight the sorted errors by elu(e) + 1 instead of relu(e), so pixels already beyond the margin
+    keep a small gradient (the 1st place's variant, ybabakhin/kaggle_salt_bes_phalanx).
+    """
     logits = logits.float().flatten(1)
     labels = target.float().flatten(1)
     errors = 1.0 - logits * (2.0 * labels - 1.0)
     errors_sorted, perm = torch.sort(errors, dim=1, descending=True)
     grad = _lovasz_grad(torch.gather(labels, 1, perm))
-    return (F.relu(errors_sorted) * grad).sum(dim=1).mean()
+    weights = F.elu(errors_sorted) + 1.0 if elu else F.relu(errors_sorted)
+    return (weights * grad).sum(dim=1).mean()
 
 
-def symmetric_lovasz(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def symmetric_lovasz(logits: torch.Tensor, target: torch.Tensor, elu: bool = False) -> torch.Tensor:
     """(L(logits, y) + L(-logits, 1 - y)) / 2: the hinge on salt and on background."""
-    return (lovasz_hinge(logits, target) + lovasz_hinge(-logits, 1.0 - target.float())) / 2
+    return (lovasz_hinge(logits, target, elu) + lovasz_hinge(-logits, 1.0 - target.float(), elu)) / 2
+
+
+def symmetric_lovasz_elu(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """symmetric_lovasz with elu(e) + 1 in place of relu(e) (see lovasz_hinge)."""
+    return symmetric_lovasz(logits, target, elu=True)
 
 
 def bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -60,6 +70,7 @@ def bce_dice(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "lovasz_hinge": lovasz_hinge,
     "symmetric_lovasz": symmetric_lovasz,
+    "symmetric_lovasz_elu": symmetric_lovasz_elu,
     "bce": bce,
     "bce_dice": bce_dice,
 }

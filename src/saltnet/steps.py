@@ -25,7 +25,7 @@ from .metric import image_scores
 from .models import build_model, get_model_spec
 from .models.weights import load_state_dict_file
 from .oof import load_oof
-from .postprocess import apply_postprocess, choose_postprocess
+from .postprocess import apply_setting, choose_postprocess, describe_setting
 from .precision import resolve_bf16
 from .predict import predict_probs
 from .submission import build_submission, validate_submission, write_submission_csv
@@ -155,15 +155,15 @@ def ensemble_step(fold_preds: list[str], out: str) -> None:
 
 
 def postprocess_step(packed_train: str, oof_preds: list[str], threshold: float | str, min_area: int | str,
-                     out: str) -> None:
-    """Threshold and min_area searched on all out-of-fold predictions ('auto') or kept (a number); JSON
-    with both, how each was chosen, the OOF score before and after, and the score over thresholds."""
+                     min_peak: float | str, out: str) -> None:
+    """Threshold, min_area and min_peak searched on all out-of-fold predictions ('auto') or kept (a number);
+    JSON with them, how each was chosen, the OOF score before and after, and the score over thresholds."""
     oof = load_oof(packed_train, dict(enumerate(oof_preds)), complete=True)
-    chosen = choose_postprocess(oof.probs, oof.truth, threshold, min_area)
+    chosen = choose_postprocess(oof.probs, oof.truth, threshold, min_area, min_peak)
     write_json(out, chosen)
-    log.info("threshold %s (%s), min_area %d (%s): OOF score %.4f -> %.4f", chosen["threshold"],
-             chosen["threshold_source"], chosen["min_area"], chosen["min_area_source"],
-             chosen["before"]["oof_map_iou"], chosen["after"]["oof_map_iou"])
+    log.info("threshold %s (%s), min_area %d (%s), min_peak %s (%s): OOF score %.4f -> %.4f", chosen["threshold"],
+             chosen["threshold_source"], chosen["min_area"], chosen["min_area_source"], chosen["min_peak"],
+             chosen["min_peak_source"], chosen["before"]["oof_map_iou"], chosen["after"]["oof_map_iou"])
 
 
 def _read_json(path: str) -> dict:
@@ -171,23 +171,24 @@ def _read_json(path: str) -> dict:
 
 
 def submission_step(ensemble: str, sample_submission: str, postprocess: str, out: str) -> None:
-    """Threshold and min_area of postprocess.json, encode and validate; the CSV follows sample_submission's
-    id order."""
+    """Threshold, min_area and min_peak of postprocess.json, encode and validate; the CSV follows
+    sample_submission's id order."""
     chosen = _read_json(postprocess)
     with np.load(ensemble, allow_pickle=False) as npz:
         ids, probs = npz["ids"], npz["probs"]
     sample_ids = pd.read_csv(sample_submission, dtype=str, keep_default_na=False)["id"].tolist()
-    sub = build_submission(ids, apply_postprocess(probs, chosen["threshold"], chosen["min_area"]))
+    sub = build_submission(ids, apply_setting(probs, chosen))
     validate_submission(sub, sample_ids, probs.shape[1:])
     sub = sub.set_index("id").loc[sample_ids].reset_index()
     write_submission_csv(sub, out)
-    log.info("threshold %s, min_area %d: wrote %d rows, %d non-empty masks", chosen["threshold"],
-             chosen["min_area"], len(sub), int((sub["rle_mask"] != "").sum()))
+    log.info("%s: wrote %d rows, %d non-empty masks", describe_setting(chosen), len(sub),
+             int((sub["rle_mask"] != "").sum()))
 
 
 def cv_score_step(packed_train: str, oof_preds: list[str], folds: list[int], postprocess: str, out: str) -> None:
     """Out-of-fold competition score over all training images and per fold: raw (top-level keys: the
-    'before' of postprocess.json, min_area 0) and post-processed (its 'after', key 'postprocessed')."""
+    'before' of postprocess.json, min_area and min_peak 0) and post-processed (its 'after', key
+    'postprocessed')."""
     chosen = _read_json(postprocess)
     settings = {"raw": chosen["before"], "postprocessed": chosen["after"]}
     per_fold = {name: {} for name in settings}
@@ -196,7 +197,7 @@ def cv_score_step(packed_train: str, oof_preds: list[str], folds: list[int], pos
     for fold in folds:
         rows = oof.fold == fold
         for name, setting in settings.items():
-            pred = apply_postprocess(oof.probs[rows], setting["threshold"], setting["min_area"])
+            pred = apply_setting(oof.probs[rows], setting)
             fold_scores = image_scores(pred, oof.truth[rows])
             per_fold[name][str(fold)] = float(fold_scores.mean())
             scores[name].append(fold_scores)
@@ -207,6 +208,7 @@ def cv_score_step(packed_train: str, oof_preds: list[str], folds: list[int], pos
         "postprocessed": {
             "threshold": chosen["threshold"], "threshold_source": chosen["threshold_source"],
             "min_area": chosen["min_area"], "min_area_source": chosen["min_area_source"],
+            "min_peak": chosen.get("min_peak", 0.0), "min_peak_source": chosen.get("min_peak_source", "not searched"),
             "oof_map_iou": overall["postprocessed"], "per_fold": per_fold["postprocessed"],
         },
     })

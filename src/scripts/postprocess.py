@@ -1,8 +1,8 @@
-"""Rule postprocess: threshold and min_area searched ('auto') or kept (a number) on the out-of-fold predictions."""
+"""Rule postprocess: threshold, min_area and min_peak searched ('auto') or kept (a number) on the out-of-fold predictions."""
 
 from saltnet.runtime import setup_logging
 from saltnet.steps import postprocess_step
 
 setup_logging(snakemake.log[0])
 postprocess_step(snakemake.input.train, list(snakemake.input.oof), snakemake.params.threshold,
-                 snakemake.params.min_area, snakemake.output[0])
+                 snakemake.params.min_area, snakemake.params.min_peak, snakemake.output[0])

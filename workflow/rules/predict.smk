@@ -43,7 +43,8 @@ rule ensemble:
         "../../src/scripts/ensemble.py"
 
 
-# Threshold and min_area (masks with fewer pixels are emptied): searched on the out-of-fold
+# Threshold, min_area (masks with fewer pixels are emptied) and min_peak (masks whose most confident
+# pixel is below it are emptied): searched on the out-of-fold
 # predictions of all folds where the config says auto, else kept as given; scored either way.
 rule postprocess:
     input:
@@ -54,6 +55,7 @@ rule postprocess:
     params:
         threshold=config["threshold"],
         min_area=config["min_area"],
+        min_peak=config["min_peak"],
     log:
         "logs/postprocess/postprocess.log",
     conda:

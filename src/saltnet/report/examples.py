@@ -10,7 +10,7 @@ import numpy as np
 
 from ..dataset import load_packed
 from ..metric import image_scores
-from ..postprocess import apply_postprocess
+from ..postprocess import apply_setting, describe_setting
 from .figures import new_figure, save_figure
 from ..oof import OofData, load_oof
 
@@ -73,9 +73,9 @@ def oof_examples(data: OofData, chosen: dict, out_worst: str | Path, out_best: s
                  n: int = N_EXAMPLES) -> None:
     """Image grids (a .jpg path: JPEG) of the n worst and the n best out-of-fold images, post-processed as
     `chosen` (postprocess.json) says."""
-    pred = apply_postprocess(data.probs, chosen["threshold"], chosen["min_area"])
+    pred = apply_setting(data.probs, chosen)
     scores = image_scores(pred, data.truth)
-    legend = f"prediction ({_setting(chosen)}) red, true mask outlined in green"
+    legend = f"prediction ({describe_setting(chosen)}) red, true mask outlined in green"
     for picked, out, which in zip(worst_and_best(scores, data.truth, pred, n), (out_worst, out_best),
                                   ("worst", "best")):
         titles = [f"{data.ids[i]} fold {data.fold[i]}\nscore {scores[i]:.2f}, salt {_coverage(data.truth[i])} "
@@ -91,23 +91,19 @@ def sample_test_predictions(packed_test: str | Path, ensemble: str | Path, chose
     with np.load(ensemble, allow_pickle=False) as npz:
         ids, probs = npz["ids"], npz["probs"]
     picked = np.sort(np.random.default_rng(seed).choice(len(ids), size=min(n, len(ids)), replace=False))
-    masks = apply_postprocess(probs[picked], chosen["threshold"], chosen["min_area"])
+    masks = apply_setting(probs[picked], chosen)
     row_of = {sample_id: k for k, sample_id in enumerate(test.ids)}
     images = test.images[[row_of[i] for i in ids[picked]]]
     titles = [f"{ids[i]}\npredicted salt {_coverage(m)}" for i, m in zip(picked, masks)]
     save_figure(plot_overlays(images, masks, None, titles, f"{len(picked)} of {len(ids)} test images (seed {seed}), "
-                           f"fold ensemble: prediction ({_setting(chosen)}) in red"), out)
-
-
-def _setting(chosen: dict) -> str:
-    return f"threshold {chosen['threshold']}, min_area {chosen['min_area']}"
+                           f"fold ensemble: prediction ({describe_setting(chosen)}) in red"), out)
 
 
 def examples_figures(packed_train: str | Path, packed_test: str | Path, oof: dict[int, str],
                      ensemble: str | Path, postprocess: str | Path, out_worst: str | Path, out_best: str | Path,
                      out_test: str | Path, n: int = N_EXAMPLES, seed: int = 0) -> None:
     """The worst and best out-of-fold images and a sample of test images (oof: {fold: oof.npz}), with
-    postprocess.json's threshold and min_area."""
+    postprocess.json's threshold, min_area and min_peak."""
     chosen = json.loads(Path(postprocess).read_text())
     oof_examples(load_oof(packed_train, oof), chosen, out_worst, out_best, n)
     sample_test_predictions(packed_test, ensemble, chosen, out_test, n, seed)

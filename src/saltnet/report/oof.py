@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..metric import image_scores
 from ..oof import OofData, load_oof
-from ..postprocess import apply_postprocess
+from ..postprocess import apply_setting, describe_setting
 from .figures import POSTPROCESSED, RAW, new_figure, save_figure
 
 __all__ = ["COVERAGE_CLASSES", "COVERAGE_EDGES", "OofData", "load_oof", "coverage_class", "scores_by_coverage",
@@ -54,8 +54,8 @@ def _bar_labels(ax, bars, values, fmt="{:.3f}") -> None:
 
 
 def plot_fold_scores(cv: dict):
-    """Figure: OOF score per fold and over all images, raw (threshold 0.5 or fixed, min_area 0) and
-    post-processed; cv: cv_score.json."""
+    """Figure: OOF score per fold and over all images, raw (threshold 0.5 or fixed, no min_area or
+    min_peak) and post-processed; cv: cv_score.json."""
     post = cv["postprocessed"]
     folds = sorted(cv["per_fold"], key=int)
     names = [f"fold {k}" for k in folds] + ["all"]
@@ -66,30 +66,36 @@ def plot_fold_scores(cv: dict):
     _bar_labels(ax, ax.bar(x - width / 2, raw, width, color=RAW,
                            label=f"raw: threshold {cv['threshold']}, min_area {cv['min_area']}"), raw)
     _bar_labels(ax, ax.bar(x + width / 2, after, width, color=POSTPROCESSED,
-                           label=f"post-processed: threshold {post['threshold']}, min_area {post['min_area']}"),
+                           label=f"post-processed: {describe_setting(post)}"),
                 after)
     ax.set(xticks=x, xticklabels=names, ylabel="competition score (map_iou)", ylim=(0, 1.3))
     ax.legend(loc="upper center", ncols=2, fontsize="small")
     ax.set_title(f"out-of-fold score over {cv['n_images']} training images: {cv['oof_map_iou']:.4f} raw, "
                  f"{post['oof_map_iou']:.4f} post-processed\n(threshold {post['threshold_source']}, "
-                 f"min_area {post['min_area_source']})", fontsize="medium")
+                 f"min_area {post['min_area_source']}{_peak_source(post)})", fontsize="medium")
     return fig
 
 
+def _peak_source(setting: dict) -> str:
+    return f", min_peak {setting['min_peak_source']}" if "min_peak_source" in setting else ""
+
+
 def plot_threshold_curve(chosen: dict):
-    """Figure: OOF score by threshold at the chosen min_area and at min_area 0, the chosen pair and the
-    'before' marked; chosen: postprocess.json."""
+    """Figure: OOF score by threshold at the chosen min_area and min_peak and at 0 and 0, the chosen
+    setting and the 'before' marked; chosen: postprocess.json."""
     curve, before, after = chosen["curve"], chosen["before"], chosen["after"]
     fig, ax = new_figure(8, 4)
-    ax.plot(curve["threshold"], curve["score"], color=POSTPROCESSED, label=f"min_area {curve['min_area']}")
-    ax.plot(curve["threshold"], curve["score_min_area_0"], color=RAW, linestyle="--", label="min_area 0")
+    at = f"min_area {curve['min_area']}" + (f", min_peak {curve['min_peak']}" if curve.get("min_peak") else "")
+    ax.plot(curve["threshold"], curve["score"], color=POSTPROCESSED, label=at)
+    ax.plot(curve["threshold"], curve["score_min_area_0"], color=RAW, linestyle="--", label="min_area 0, no min_peak")
     ax.plot(after["threshold"], after["oof_map_iou"], marker="*", markersize=14, color="black", linestyle="none",
-            label=f"chosen: threshold {after['threshold']}, min_area {after['min_area']}: {after['oof_map_iou']:.4f}")
+            label=f"chosen: {describe_setting(after)}: {after['oof_map_iou']:.4f}")
     ax.plot(before["threshold"], before["oof_map_iou"], marker="o", color=RAW, linestyle="none",
             label=f"before: threshold {before['threshold']}, min_area 0: {before['oof_map_iou']:.4f}")
     ax.set(xlabel="probability threshold", ylabel="out-of-fold competition score")
     ax.set_title(f"score vs threshold over {chosen['n_images']} out-of-fold images\n(threshold "
-                 f"{chosen['threshold_source']}, min_area {chosen['min_area_source']})", fontsize="medium")
+                 f"{chosen['threshold_source']}, min_area {chosen['min_area_source']}{_peak_source(chosen)})",
+                 fontsize="medium")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     return fig
@@ -124,7 +130,7 @@ def oof_figures(packed_train: str | Path, oof: dict[int, str], cv_score: str | P
     save_figure(plot_threshold_curve(chosen), out_threshold)
     data = load_oof(packed_train, oof)
     before, after = chosen["before"], chosen["after"]
-    raw = scores_by_coverage(apply_postprocess(data.probs, before["threshold"], 0), data.truth)
-    post = scores_by_coverage(apply_postprocess(data.probs, after["threshold"], after["min_area"]), data.truth)
-    save_figure(plot_coverage(raw, post, f"threshold {after['threshold']}, min_area {after['min_area']}"), out_coverage)
+    raw = scores_by_coverage(apply_setting(data.probs, before), data.truth)
+    post = scores_by_coverage(apply_setting(data.probs, after), data.truth)
+    save_figure(plot_coverage(raw, post, describe_setting(after)), out_coverage)
     return post
