@@ -1,0 +1,88 @@
+"""Second-stage proxy: fine-tune one fold from a finished run's first-stage weights with other settings.
+
+The 5 + 2-epoch proxy of `saltnet.ablate` says little about the Lovasz stage (2 epochs of it); this
+one starts where a full CPU-preset run's first stage ended (`RUN/results/train/fold{F}/model.pth`),
+fine-tunes fold F with the preset's finetune settings and the overrides given, predicts the fold's
+out-of-fold images with flip TTA and scores them, raw (threshold 0.5) and post-processed (threshold,
+min_area and min_peak searched on those images, as rule postprocess does). The baseline is the same
+command with no override (or the run's own predict/fold{F}/oof.npz, trained with its thread count).
+
+    .venv/bin/python tools/finetune_proxy.py --run ../runs/cpu6 --fold 0 --loss symmetric_lovasz_elu --epochs 11
+
+One process with all the cores: never run two at once, or time anything beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+from saltnet.dataset import load_packed
+from saltnet.metric import image_scores
+from saltnet.models.registry import build_model, get_model_spec
+from saltnet.postprocess import choose_postprocess
+from saltnet.predict import predict_probs
+from saltnet.settings import TrainSettings
+from saltnet.train import fold_indices, train_fold
+
+PRESET = Path(__file__).resolve().parents[1] / "workflow/presets/cpu.yaml"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", required=True, help="folder of a finished CPU-preset run (holds results/)")
+    parser.add_argument("--fold", type=int, default=0)
+    parser.add_argument("--epochs", type=int, required=True, help="finetune epochs")
+    parser.add_argument("--loss", help="finetune loss (default: the preset's)")
+    parser.add_argument("--lr", type=float, help="finetune learning rate (default: the preset's)")
+    parser.add_argument("--workdir", default="finetune_proxy", help="checkpoints and results go here")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    return parser.parse_args(argv)
+
+
+def settings(args: argparse.Namespace) -> TrainSettings:
+    """The CPU preset's finetune stage, with the command line's overrides."""
+    preset = yaml.safe_load(PRESET.read_text())
+    stage = preset["finetune"]
+    return TrainSettings(model=preset["model"], loss=args.loss or stage.get("loss", preset["loss"]),
+                         size=stage["size"], epochs=args.epochs, batch_size=stage["batch_size"],
+                         lr=args.lr or stage["lr"], wd=stage["wd"], seed=preset["folds"]["seed"], bf16=False,
+                         augment=preset["augment"], valid_fraction=preset["valid_fraction"], checkpoint_minutes=1e6)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    results, work = Path(args.run) / "results", Path(args.workdir)
+    data, folds = load_packed(results / "packed/train.npz"), pd.read_parquet(results / "folds.parquet")
+    stage = settings(args)
+    start = time.time()
+    trained = train_fold(data, folds, args.fold, stage, work / "checkpoints", torch.device("cpu"),
+                         init_weights=str(results / f"train/fold{args.fold}/model.pth"))
+    seconds = time.time() - start
+    model = build_model(stage.model, "none", stage.size)
+    model.load_state_dict(trained.state_dict)
+    _, valid_idx = fold_indices(folds, data.ids, args.fold)
+    input_size = get_model_spec(stage.model).input_size(stage.size, data.images.shape[-1])
+    probs = predict_probs(model, data.images[valid_idx], input_size, torch.device("cpu"), 64, tta=True)
+    truth = data.masks[valid_idx] > 0
+    chosen = choose_postprocess(probs, truth)
+    out = {"run": str(args.run), "fold": args.fold, "settings": {k: getattr(stage, k) for k in ("loss", "lr", "epochs")},
+           "raw": float(image_scores(probs.astype(np.float32) > 0.5, truth).mean()),
+           "postprocessed": chosen["after"], "train_seconds": round(seconds, 1), "threads": args.threads,
+           "history": trained.history.round(4).to_dict(orient="list")}
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "result.json").write_text(json.dumps(out, indent=1))
+    print(json.dumps({k: v for k, v in out.items() if k != "history"}))
+    return out
+
+
+if __name__ == "__main__":
+    main()
