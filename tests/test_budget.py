@@ -110,6 +110,7 @@ def test_the_dag_trains_the_planned_epochs(tmp_path):
     plan["epochs"].update(replan["epochs"])  # what the finetune folds were given
     assert plan["parallel_folds"] == 2 and plan["fold_threads"] == 1  # --cores 2 shared by 2 folds
     assert 0 < plan["predicted_seconds"] <= 30 * 60 and plan["machine"]["cpu_capability"]
+    assert plan["load_avg_1m"] >= 0 and isinstance(plan["busy"], bool)
     for stage in ("train", "finetune"):
         history = pd.read_parquet(tmp_path / f"results/{stage}/fold0/history.parquet")
         assert len(history) == plan["epochs"][stage]
@@ -118,6 +119,20 @@ def test_the_dag_trains_the_planned_epochs(tmp_path):
     page = (tmp_path / "results/report/run/run.html").read_text()
     assert "budget 30 min: every stage&#x27;s epochs scaled by 2" in page and "planned epochs" in page
     assert "finetune epochs were planned again" in page
+
+
+def test_the_run_page_says_when_the_plan_was_measured_on_a_busy_cpu(tmp_path):
+    from saltnet.report.run_page import _budget_section
+
+    folds = pd.DataFrame({"stage": ["train", "finetune"], "fold": [0, 0], "seconds": [100.0, 50.0]})
+    plan = {**_plan(), "budget_minutes": 80, "scale": 1.0, "parallel_folds": 2, "fold_threads": 1, "rounds": 1,
+            "predicted_seconds": 4000.0, "predict_seconds": 80.0, "reserve_seconds": 180.0, "planning_seconds": 50.0,
+            "load_avg_1m": 1.62, "busy": True}
+    path = tmp_path / "budget.json"
+    path.write_text(json.dumps(plan))
+    assert "The CPU was busy when it was measured (1-minute load average 1.62)" in _budget_section(path, folds)
+    path.write_text(json.dumps({**plan, "load_avg_1m": 0.2, "busy": False}))
+    assert "busy" not in _budget_section(path, folds)
 
 
 def test_a_budget_too_short_fails_before_training(tmp_path):

@@ -29,12 +29,16 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-__all__ = ["MAX_SCALE", "RESERVE_SECONDS", "LOOP_OVERHEAD", "StageCost", "plan_epochs", "measure_steps", "plan_budget",
+__all__ = ["BUSY_LOAD_PER_CORE", "MAX_SCALE", "RESERVE_SECONDS", "LOOP_OVERHEAD", "StageCost", "plan_epochs", "measure_steps", "plan_budget",
            "replan_finetune"]
 
 MAX_SCALE = 2.0  # at most twice the configured epochs: beyond that the schedule was never measured
 RESERVE_SECONDS = 180.0  # job start-up, pack_data, split_folds, ensemble, reports: ~2 min in the CPU preset's runs
 TIMED_STEPS = 10  # timed steps per measurement, after one warm-up step
+# A 1-minute load average above this many runnable processes per core when the measurement begins:
+# other work shares the CPU, the steps time slow and the plan gives too few epochs (one such plan here
+# put a training epoch at 125 s, the pipeline then ran them in 88 s); budget.json records the load.
+BUSY_LOAD_PER_CORE = 0.5
 STARTUP_SECONDS = 15.0  # the measuring processes' imports; they all start timing this long after launch
 # Predicted pipeline epoch = the bare steps' median time x LOOP_OVERHEAD (fastai's loop, batches cut
 # and flipped, the metric, checkpoints; the pipeline may run under jemalloc, 1.1x the system allocator
@@ -177,6 +181,7 @@ def plan_budget(budget_minutes: float, model: str, stages: list[dict], fold_size
     fold_threads = max(1, min(fold_threads, cores))  # Snakemake caps a job's threads at --cores
     parallel = max(1, min(len(fold_sizes), cores // fold_threads))
     rounds = math.ceil(len(fold_sizes) / parallel)
+    load = os.getloadavg()[0]
     started = time.perf_counter()
     seconds = measure_steps(model, stages, native, parallel, fold_threads, bf16, predict_batch_size)
     n_images, largest = sum(fold_sizes), max(fold_sizes)
@@ -194,6 +199,7 @@ def plan_budget(budget_minutes: float, model: str, stages: list[dict], fold_size
     return {**plan, "budget_minutes": budget_minutes, "parallel_folds": parallel, "rounds": rounds,
             "fold_threads": fold_threads, "predict_seconds": round(predict_seconds, 1),
             "reserve_seconds": RESERVE_SECONDS, "planning_seconds": round(measured, 1),
+            "load_avg_1m": round(load, 2), "busy": load > BUSY_LOAD_PER_CORE * cores,
             "stages": [{**asdict(c), "epoch_seconds": c.epoch_seconds} for c in costs]}
 
 

@@ -73,6 +73,11 @@ def budget_step(packed_test: str, folds: str, budget_minutes: float, model: str,
     log.info("budget %g min: epochs %s (scale %.2f of the configured), predicted %.1f min; %s", budget_minutes,
              plan["epochs"], plan["scale"], plan["predicted_seconds"] / 60,
              ", ".join(f"{s['stage']} epoch {s['epoch_seconds']:.0f} s" for s in plan["stages"]))
+    if plan["busy"]:
+        log.warning("the 1-minute load average was %.2f on %d cores when the measurement began: other processes "
+                    "shared the CPU, so these epochs are likely too few (replan_finetune corrects the finetune "
+                    "stage from its real times); for a plan of this machine alone, rerun it quiet with "
+                    "snakemake -R plan_budget", plan["load_avg_1m"], cores)
     write_json(out, plan)
 
 

@@ -89,6 +89,9 @@ def _budget_section(budget: str | Path | None, folds: pd.DataFrame, replan: str 
             f"{plan['rounds']} round(s); whole DAG predicted {plan['predicted_seconds'] / 60:.1f} min (prediction "
             f"{plan['predict_seconds']:.0f} s per round, {plan['reserve_seconds']:.0f} s reserved, planning "
             f"{plan['planning_seconds']:.0f} s); CPU {plan.get('machine', {}).get('cpu_model', '?')}")
+    if plan.get("busy"):
+        line += (f". The CPU was busy when it was measured (1-minute load average {plan['load_avg_1m']:g}): "
+                 "other processes slowed the timed steps, so the plan gave too few epochs")
     if ratio:
         line += (f". The first stage ran {ratio['finetune']:.2f}x the planned time per epoch, so the finetune "
                  f"epochs were planned again from it: {epochs['finetune']}; whole DAG then predicted "
