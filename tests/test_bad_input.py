@@ -461,6 +461,7 @@ def test_data_dir_that_is_a_file(tmp_path):
     ("threshold", 0, "almost every pixel is salt"),
     ("threshold", 1, "no pixel is salt, so every mask is empty"),
     ("min_area", 20000, "more than the 10201 pixels of an image"),
+    ("min_peak", 1, "empties every mask whose most confident pixel is below probability 1"),
 ])
 def test_odd_value_warns_but_runs(key, value, fragment, tmp_path):
     write_config(tmp_path, **{key: value})

@@ -138,6 +138,9 @@ def warn_odd_values():
     if min_area != "auto" and min_area > pixels:
         print(f"Warning: config key min_area: {min_area} is more than the {pixels} pixels of an image, so every "
               "predicted mask is emptied; did you mean auto?", file=sys.stderr)
+    if config.get("min_peak", "auto") == 1:
+        print("Warning: config key min_peak: 1 empties every mask whose most confident pixel is below probability "
+              "1, nearly all of them; did you mean a value like 0.6, or auto?", file=sys.stderr)
 
 
 check_config_paths()
