@@ -37,6 +37,8 @@ VARIANTS: dict[str, list[str]] = {
     "resize_not_pad": ["model=resunet_scse_ds_resized"],
     "no_deep_supervision": ["model=resunet_scse"],  # no auxiliary losses on the decoder levels
     "classify_empty": ["model=resunet_scse_ds_cls"],  # + the empty-mask classifier fed to the last conv
+    "lovasz_elu": ["loss=symmetric_lovasz_elu"],  # the Lovasz stage with elu(e) + 1 (1st place); see also
+    # tools/finetune_proxy.py, which fine-tunes from a full first stage (2 proxy epochs say little here)
 }
 
 
