@@ -29,8 +29,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-__all__ = ["BUSY_LOAD_PER_CORE", "MAX_SCALE", "RESERVE_SECONDS", "LOOP_OVERHEAD", "StageCost", "plan_epochs", "measure_steps", "plan_budget",
-           "replan_finetune"]
+__all__ = ["BUSY_LOAD_PER_CORE", "MAX_SCALE", "RESERVE_SECONDS", "LOOP_OVERHEAD", "StageCost", "plan_epochs",
+           "measure_steps", "plan_budget", "replan_finetune"]
 
 MAX_SCALE = 2.0  # at most twice the configured epochs: beyond that the schedule was never measured
 RESERVE_SECONDS = 180.0  # job start-up, pack_data, split_folds, ensemble, reports: ~2 min in the CPU preset's runs

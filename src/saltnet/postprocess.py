@@ -108,13 +108,13 @@ def _total_hits(probs: np.ndarray, truth: np.ndarray, thresholds: np.ndarray, mi
     totals = np.empty((len(thresholds), len(min_areas), len(min_peaks)), dtype=np.int64)
     for row, threshold in enumerate(thresholds):
         hits, areas = _hits_and_areas(probs, truth, threshold)
+        order = np.argsort(areas, kind="stable")
         for col, min_peak in enumerate(min_peaks):
             gated = peaks < np.float32(min_peak)  # emptied whatever their area
-            kept_hits = np.where(gated, empty_hits, hits)
-            order = np.argsort(np.where(gated, np.iinfo(np.int64).max, areas), kind="stable")
-            lost = np.concatenate([[0], np.cumsum(kept_hits[order] - empty_hits[order])])  # by images emptied
-            emptied = np.searchsorted(areas[order][: (~gated).sum()], min_areas, side="left")  # area < min_area
-            totals[row, :, col] = kept_hits.sum() - lost[emptied]
+            kept = order[~gated[order]]  # the others, by increasing area
+            lost = np.concatenate([[0], np.cumsum(hits[kept] - empty_hits[kept])])  # by images emptied
+            emptied = np.searchsorted(areas[kept], min_areas, side="left")  # images with area < min_area
+            totals[row, :, col] = np.where(gated, empty_hits, hits).sum() - lost[emptied]
     return totals
 
 
@@ -174,23 +174,22 @@ def search_postprocess(probs: np.ndarray, masks: np.ndarray, thresholds: Sequenc
     totals = _totals(probs, masks, axis_t, axis_m, axis_p)  # integers, so equal scores tie exactly
     scores = totals / (len(THRESHOLDS_PCT) * len(masks))
 
-    def cell(t: float, m: int, p: float) -> tuple[int, int, int]:
-        return int(np.searchsorted(axis_t, t)), int(np.searchsorted(axis_m, m)), int(np.searchsorted(axis_p, p))
-
-    def rank(setting: tuple[float, int, float]) -> tuple:
-        t, m, p = setting
-        return -totals[cell(t, m, p)], round(abs(t - default_threshold), 9), t, m, p
-
-    settings = [(float(t), int(m), float(p)) for t in np.unique(thresholds) for m in np.unique(min_areas)
-                for p in np.unique(min_peaks)]
-    best = min(settings, key=rank)
-    _, best_m, best_p = cell(*best)
+    # the searched cells of the axes, ranked: best total, then the tie-breaks (np.lexsort: last key first)
+    cells = np.ix_(*(np.searchsorted(axis, np.unique(values)) for axis, values in
+                     ((axis_t, thresholds), (axis_m, min_areas), (axis_p, min_peaks))))
+    t, m, p = np.broadcast_arrays(axis_t[cells[0]], axis_m[cells[1]], axis_p[cells[2]])
+    best = np.lexsort((p.ravel(), m.ravel(), t.ravel(), np.round(np.abs(t - default_threshold), 9).ravel(),
+                       -totals[cells].ravel()))[0]
+    best_t, best_m, best_p = float(t.flat[best]), int(m.flat[best]), float(p.flat[best])
+    row, col, depth = (int(np.searchsorted(axis, v))
+                       for axis, v in ((axis_t, best_t), (axis_m, best_m), (axis_p, best_p)))
+    default = int(np.searchsorted(axis_t, default_threshold))
     return {
-        "threshold": best[0], "min_area": best[1], "min_peak": best[2], "score": float(scores[cell(*best)]),
+        "threshold": best_t, "min_area": best_m, "min_peak": best_p, "score": float(scores[row, col, depth]),
         "default": {"threshold": float(default_threshold), "min_area": 0, "min_peak": 0.0,
-                    "score": float(scores[cell(default_threshold, 0, 0.0)])},
-        "curve": {"threshold": axis_t.tolist(), "min_area": best[1], "min_peak": best[2],
-                  "score": scores[:, best_m, best_p].tolist(), "score_min_area_0": scores[:, 0, 0].tolist()},
+                    "score": float(scores[default, 0, 0])},
+        "curve": {"threshold": axis_t.tolist(), "min_area": best_m, "min_peak": best_p,
+                  "score": scores[:, col, depth].tolist(), "score_min_area_0": scores[:, 0, 0].tolist()},
         "n_images": len(masks),
     }
 

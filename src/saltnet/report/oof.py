@@ -64,7 +64,7 @@ def plot_fold_scores(cv: dict):
     fig, ax = new_figure(max(9, 1.3 * len(names) + 3), 4.5)
     x, width = np.arange(len(names)), 0.38
     _bar_labels(ax, ax.bar(x - width / 2, raw, width, color=RAW,
-                           label=f"raw: threshold {cv['threshold']}, min_area {cv['min_area']}"), raw)
+                           label=f"raw: {describe_setting(cv)}"), raw)
     _bar_labels(ax, ax.bar(x + width / 2, after, width, color=POSTPROCESSED,
                            label=f"post-processed: {describe_setting(post)}"),
                 after)
@@ -91,7 +91,7 @@ def plot_threshold_curve(chosen: dict):
     ax.plot(after["threshold"], after["oof_map_iou"], marker="*", markersize=14, color="black", linestyle="none",
             label=f"chosen: {describe_setting(after)}: {after['oof_map_iou']:.4f}")
     ax.plot(before["threshold"], before["oof_map_iou"], marker="o", color=RAW, linestyle="none",
-            label=f"before: threshold {before['threshold']}, min_area 0: {before['oof_map_iou']:.4f}")
+            label=f"before: {describe_setting(before)}: {before['oof_map_iou']:.4f}")
     ax.set(xlabel="probability threshold", ylabel="out-of-fold competition score")
     ax.set_title(f"score vs threshold over {chosen['n_images']} out-of-fold images\n(threshold "
                  f"{chosen['threshold_source']}, min_area {chosen['min_area_source']}{_peak_source(chosen)})",
