@@ -15,6 +15,15 @@ def test_sections_given_twice_are_merged_not_replaced():
     assert merged == ["train={epochs: 5, loss: bce}", "finetune={epochs: 2}", "model=x"]
 
 
+def test_the_proxy_keeps_its_own_fold_layout_unless_a_variant_sets_one():
+    args = parse_args(["--data-dir", "data"])
+    recipe, folds_3 = (" ".join(variant_command(name, VARIANTS[name], args)) for name in ("recipe", "folds_3"))
+    assert "folds={n: 2, seed: 42}" in recipe  # not the preset's folds: proxy scores stay comparable
+    assert "folds={n: 3, seed: 42}" in folds_3 and folds_3.count("folds=") == 1
+    custom = " ".join(variant_command("recipe", [], parse_args(["--data-dir", "data", "--folds", "5"])))
+    assert "folds={n: 5, seed: 42}" in custom
+
+
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_every_variant_is_a_valid_dag_of_one_fold(name, tmp_path, real_data):
     args = parse_args(["--data-dir", str(real_data), "--workdir", str(tmp_path)])

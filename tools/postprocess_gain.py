@@ -4,8 +4,8 @@ holds on images it was not chosen on.
     .venv/bin/python tools/postprocess_gain.py ../runs/cpu6/results
 
 Prints the OOF score raw (0.5), with threshold + min_area searched (min_peak off) and with all three
-searched (what rule postprocess does); then, per fold pair, both searches made on one fold's images
-and scored on the other's.
+searched (what rule postprocess does); then, per fold, both searches made on the other folds' images
+and scored on that fold's, and the mean over folds (weighted by images) of those held-out scores.
 """
 
 from __future__ import annotations
@@ -21,6 +21,11 @@ from saltnet.oof import load_oof
 from saltnet.postprocess import apply_setting, choose_postprocess
 
 
+def _score(oof, rows: np.ndarray, setting: dict) -> float:
+    """Competition score of the OOF images `rows` (bool mask) post-processed with `setting`."""
+    return float(image_scores(apply_setting(oof.probs[rows], setting), oof.truth[rows]).mean())
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results", help="a run's results/ folder (packed/train.npz, predict/fold*/oof.npz)")
@@ -30,14 +35,20 @@ def main(argv: list[str] | None = None) -> dict:
     out = {"all": {"raw": float(image_scores(oof.probs.astype(np.float32) > 0.5, oof.truth).mean()),
                    "threshold_min_area": choose_postprocess(oof.probs, oof.truth, min_peak=0)["after"],
                    "with_min_peak": choose_postprocess(oof.probs, oof.truth)["after"]}}
-    for chosen_on in oof_files:
-        for scored_on in (f for f in oof_files if f != chosen_on):
-            a, b = oof.fold == chosen_on, oof.fold == scored_on
-            score = lambda setting: float(image_scores(apply_setting(oof.probs[b], setting), oof.truth[b]).mean())
-            out[f"chosen on fold {chosen_on}, scored on fold {scored_on}"] = {
-                "raw": score({"threshold": 0.5, "min_area": 0}),
-                "threshold_min_area": score(choose_postprocess(oof.probs[a], oof.truth[a], min_peak=0)["after"]),
-                "with_min_peak": score(choose_postprocess(oof.probs[a], oof.truth[a])["after"])}
+    # Leave one fold out: the values chosen on the other folds' images, scored on the held-out fold's
+    # (with 2 folds: chosen on one fold, scored on the other).
+    held_out = {}
+    for fold in oof_files:
+        a, b = oof.fold != fold, oof.fold == fold
+        held_out[fold] = {"images": int(b.sum()), "raw": _score(oof, b, {"threshold": 0.5, "min_area": 0}),
+                          "threshold_min_area": _score(oof, b, choose_postprocess(oof.probs[a], oof.truth[a],
+                                                                                  min_peak=0)["after"]),
+                          "with_min_peak": _score(oof, b, choose_postprocess(oof.probs[a], oof.truth[a])["after"])}
+        out[f"chosen on the other folds, scored on fold {fold}"] = held_out[fold]
+    n = sum(h["images"] for h in held_out.values())
+    out["held-out folds, image-weighted mean"] = {
+        key: sum(h[key] * h["images"] for h in held_out.values()) / n
+        for key in ("raw", "threshold_min_area", "with_min_peak")}
     print(json.dumps(out, indent=1))
     return out
 

@@ -1,11 +1,12 @@
 """What each recipe part buys: short proxies of the CPU preset, one part changed at a time.
 
 `python -m saltnet.ablate --data-dir ../shared/data/tgs` (or `make ablation`) runs the real
-Snakemake DAG once per variant, each in its own folder under `--workdir`, on fold 0 of 2 with few
-epochs (the proxy: `--train-epochs`, `--finetune-epochs`), and scores fold 0's out-of-fold
-predictions with the competition metric at threshold 0.5 (no post-processing, whose gain the full
-run reports). Prints a table of each variant's score and its difference to the full recipe, and
-writes them as JSON with `--out`. Variants run one after another: never time two at once.
+Snakemake DAG once per variant, each in its own folder under `--workdir`, on fold 0 of 2 (`--folds`,
+whatever the preset's folds) with few epochs (the proxy: `--train-epochs`, `--finetune-epochs`), and
+scores fold 0's out-of-fold predictions with the competition metric at threshold 0.5 (no
+post-processing, whose gain the full run reports). Prints a table of each variant's score and its
+difference to the full recipe, and writes them as JSON with `--out`. Variants run one after another:
+never time two at once.
 """
 
 from __future__ import annotations
@@ -50,8 +51,11 @@ def variant_command(name: str, overrides: list[str], args: argparse.Namespace) -
     epochs = [f"train={{epochs: {args.train_epochs}}}", f"finetune={{epochs: {args.finetune_epochs}}}"]
     # One fold alone: all the cores for it (the preset's fold_threads: share would give it half).
     # The proxy's epochs are fixed: no time budget scales them (the preset has one).
+    # The proxy's fold layout is its own (--folds, default 2), not the preset's, so that its scores stay
+    # comparable with those measured before the preset changed its folds; a variant may set its own.
+    layout = [] if any(o.startswith("folds=") for o in overrides) else [f"folds={{n: {args.folds}, seed: 42}}"]
     config = [f"data_dir={Path(args.data_dir).resolve()}", f"fold_threads={args.cores}", "budget_minutes=null",
-              *epochs, *overrides]
+              *layout, *epochs, *overrides]
     # Later --config entries of the same section replace earlier ones: merge the train overrides.
     merged = _merge_sections(config)
     cmd = [str(Path(sys.executable).with_name("snakemake")), "-s", str(REPO / "Snakefile"), "--directory",
@@ -95,6 +99,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--train-epochs", type=int, default=5)
     parser.add_argument("--finetune-epochs", type=int, default=2)
+    parser.add_argument("--folds", type=int, default=2, help="folds of the proxy's split (fold 0 is trained)")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--out", help="write the rows as JSON here")
     return parser.parse_args(argv)
