@@ -89,6 +89,28 @@ def test_a_fold_rerun_a_day_later_does_not_count_the_day_as_used():
     assert replan_finetune(_plan(), runs)["epochs"] == replan_finetune(_plan(), _runs(120.0))["epochs"] == {"finetune": 7}
 
 
+def test_timed_again_after_the_first_stage_the_finetune_epochs_come_from_that_measurement():
+    """A plan measured on a busy CPU put the first stage's epochs at 140 s (real: 100 s) but the finetune's
+    at 110 s (real: 120 s): its ratio alone would plan 78.6 s finetune epochs, 16 of them, 10 min over."""
+    plan = {**_plan(train_epoch=140.0, finetune_epoch=110.0), "predict_images": 1000,
+            "remeasure": {"predict_batch_size": 10}}
+    plan["stages"] = [{**stage, "train_steps": 100, "valid_steps": 0} for stage in plan["stages"]]
+    # timed again, quiet: a training step 1 s, a finetune step 1.2 s -> epochs of 105 s and 126 s
+    measured = {"train": 1.0, "train_infer": 0.5, "finetune": 1.2, "finetune_infer": 0.5, "predict": 0.1}
+    runs = _runs(100.0)  # 2000 s
+    old = replan_finetune(plan, runs)
+    assert old["epochs"] == {"finetune": 16} and old["finetune_epoch_seconds"] == pytest.approx(110 / 1.4, abs=0.01)
+    again = replan_finetune(plan, runs, measured, measured_seconds=40.0)
+    assert again["remeasured"] and not old["remeasured"]
+    assert again["planned_speed_ratio"] == old["speed_ratio"] == pytest.approx(100 / 140, abs=0.001)
+    assert again["speed_ratio"] == pytest.approx(100 / 105, abs=0.001)
+    assert again["finetune_epoch_seconds"] == pytest.approx(120)
+    # left: 3600 - 180 reserve - (30 + 2000 + 40) used - (100 / 105) * 10.5 s of predictions = 1340 s: 11 epochs
+    assert again["epochs"] == {"finetune": 11} and again["used_seconds"] == pytest.approx(2070)
+    assert again["predicted_seconds"] == pytest.approx(30 + 2000 + 40 + 11 * 120 + 10 + 180)  # 3580 s
+    assert again["over_budget_seconds"] == 0
+
+
 def test_measured_step_times_are_real_and_positive():
     stages = [{"stage": "train", "size": 32, "batch_size": 2, "loss": "bce_dice"},
               {"stage": "finetune", "size": 32, "batch_size": 2, "loss": "symmetric_lovasz"}]
@@ -106,7 +128,7 @@ def test_the_dag_trains_the_planned_epochs(tmp_path):
     plan = json.loads((tmp_path / "results/budget.json").read_text())
     assert plan["epochs"] == {"train": int(MAX_SCALE), "finetune": int(MAX_SCALE)}
     replan = json.loads((tmp_path / "results/budget_finetune.json").read_text())
-    assert replan["speed_ratio"] > 0 and replan["used_seconds"] > 0
+    assert replan["speed_ratio"] > 0 and replan["used_seconds"] > 0 and replan["remeasured"]
     plan["epochs"].update(replan["epochs"])  # what the finetune folds were given
     assert plan["parallel_folds"] == 2 and plan["fold_threads"] == 1  # --cores 2 shared by 2 folds
     assert 0 < plan["predicted_seconds"] <= 30 * 60 and plan["machine"]["cpu_capability"]

@@ -6,10 +6,10 @@ forward, in as many processes side by side as fold jobs will run at once, each w
 threads (two 1-thread folds on two cores do not run at the speed of one). From those it predicts the
 DAG's wall time and scales every stage's `epochs` by one factor so the whole run fits the budget:
 fewer epochs on a slow machine, more (at most MAX_SCALE times) on a fast one. Once the first stage
-has ended in every fold, rule replan_finetune sets the finetune epochs again from its real times
-(replan_finetune below). The stages keep their one-cycle schedules, so a plan is an ordinary run
-with other epoch counts; results/budget.json and results/budget_finetune.json say what was
-measured, planned and predicted, so the run can be repeated with those epochs fixed.
+has ended in every fold, rule replan_finetune times the steps again and sets the finetune epochs from
+the first stage's real times (replan_finetune below). The stages keep their one-cycle schedules, so a
+plan is an ordinary run with other epoch counts; results/budget.json and results/budget_finetune.json
+say what was measured, planned and predicted, so the run can be repeated with those epochs fixed.
 
 The estimate is conservative where it can be: the planner runs under the system allocator while
 `allocator: auto` may give training jemalloc (1.1x faster here), and it reserves RESERVE_SECONDS for
@@ -196,39 +196,61 @@ def plan_budget(budget_minutes: float, model: str, stages: list[dict], fold_size
     predict_seconds = LOOP_OVERHEAD * rounds * (largest + n_test) * (2 if predict_tta else 1) * per_image
     measured = time.perf_counter() - started
     plan = plan_epochs(costs, rounds, budget_minutes * 60, predict_seconds + RESERVE_SECONDS + measured)
+    # What replan_finetune needs to time the steps again, as measure_steps' arguments.
+    remeasure = dict(model=model, stages=[{k: s[k] for k in ("stage", "size", "batch_size", "loss")} for s in stages],
+                     native=native, processes=parallel, threads=fold_threads, bf16=bf16,
+                     predict_batch_size=predict_batch_size)
     return {**plan, "budget_minutes": budget_minutes, "parallel_folds": parallel, "rounds": rounds,
             "fold_threads": fold_threads, "predict_seconds": round(predict_seconds, 1),
+            "predict_images": rounds * (largest + n_test) * (2 if predict_tta else 1), "remeasure": remeasure,
             "reserve_seconds": RESERVE_SECONDS, "planning_seconds": round(measured, 1),
             "load_avg_1m": round(load, 2), "busy": load > BUSY_LOAD_PER_CORE * cores,
             "stages": [{**asdict(c), "epoch_seconds": c.epoch_seconds} for c in costs]}
 
 
-def replan_finetune(plan: dict, train_runs: list[dict], max_scale: float = MAX_SCALE) -> dict:
+def replan_finetune(plan: dict, train_runs: list[dict], measured: dict | None = None, measured_seconds: float = 0.0,
+                    max_scale: float = MAX_SCALE) -> dict:
     """The finetune stage's epochs again, from what the first stage really took -> {"epochs":
-    {"finetune": n}, "speed_ratio", "used_seconds", "predicted_seconds", "over_budget_seconds"}.
+    {"finetune": n}, "speed_ratio", "planned_speed_ratio" (real over the plan's first-stage epoch),
+    "used_seconds", "finetune_epoch_seconds", "predicted_seconds", "over_budget_seconds", "remeasured"}.
 
-    plan: budget.json; train_runs: the first stage's run.json of every fold (seconds, epochs, resumed_from_epoch).
+    plan: budget.json; train_runs: the first stage's run.json of every fold (seconds, epochs, resumed_from_epoch);
+    measured: measure_steps' seconds timed again now, after the first stage (plan["remeasure"]), and
+    measured_seconds what that took; None: the plan's own measurement is used.
     A short measurement on a shared machine misses by 10-30% (its speed moves within minutes), so the
-    stage the plan fixed first is not the last word: the ratio of the slowest fold's real seconds per
-    epoch to the planned ones rescales the finetune epochs and the predictions, and what is left of the
-    budget after the planning and the first stage (its slowest fold's seconds, per round of folds)
-    goes to the finetune stage (1 to max_scale x its configured epochs; with 1 the run may end over
-    budget, by over_budget_seconds as predicted).
+    stage the plan fixed first is not the last word. speed_ratio is the slowest fold's real seconds per
+    first-stage epoch over those the measurement predicts (fastai's loop, the machine's speed since);
+    the finetune epoch and the predictions are that measurement's times that ratio. Measured again
+    here (nothing else runs then), both stages' times come from one moment: a plan measured on a busy CPU
+    slows its stages unequally (one such plan put the first stage's epochs at 1.34-1.42x their real
+    time, the finetune's at 1.08-1.17x, so its ratio predicted finetune epochs of 77 s that took
+    94-102 s). What is left of the budget after the planning, the first stage (its slowest fold's
+    seconds, per round of folds) and this measurement goes to the finetune stage (1 to max_scale x its
+    configured epochs; with 1 the run may end over budget, by over_budget_seconds as predicted).
     """
     train, finetune = (next(s for s in plan["stages"] if s["stage"] == name) for name in ("train", "finetune"))
     per_epoch = max(run["seconds"] / max(1, run["epochs"] - (run.get("resumed_from_epoch") or 0)) for run in train_runs)
-    ratio = per_epoch / train["epoch_seconds"]
+    if measured is None:
+        train_epoch, finetune_epoch = train["epoch_seconds"], finetune["epoch_seconds"]
+        predict = plan["predict_seconds"]
+    else:
+        train_epoch, finetune_epoch = (LOOP_OVERHEAD * (s["train_steps"] * measured[s["stage"]] + s["valid_steps"]
+                                                        * measured[s["stage"] + "_infer"]) for s in (train, finetune))
+        predict = LOOP_OVERHEAD * plan["predict_images"] * measured["predict"] / plan["remeasure"]["predict_batch_size"]
+    ratio = per_epoch / train_epoch
     # Time at work, not on the clock (a fold stopped and rerun the next day has not used the night): each
     # round of folds side by side lasts as long as its slowest fold.
-    used = plan["planning_seconds"] + plan["rounds"] * max(run["seconds"] for run in train_runs)
-    left = plan["budget_minutes"] * 60 - plan["reserve_seconds"] - used - ratio * plan["predict_seconds"]
-    epoch = ratio * finetune["epoch_seconds"]
+    used = plan["planning_seconds"] + plan["rounds"] * max(run["seconds"] for run in train_runs) + measured_seconds
+    left = plan["budget_minutes"] * 60 - plan["reserve_seconds"] - used - ratio * predict
+    epoch = ratio * finetune_epoch
     cap = max(1, math.floor(max_scale * finetune["epochs"]))
     epochs = min(cap, max(1, math.floor(left / (plan["rounds"] * epoch))))
-    predicted = used + plan["rounds"] * epochs * epoch + ratio * plan["predict_seconds"] + plan["reserve_seconds"]
-    return {"epochs": {"finetune": epochs}, "speed_ratio": round(ratio, 3), "used_seconds": round(used, 1),
+    predicted = used + plan["rounds"] * epochs * epoch + ratio * predict + plan["reserve_seconds"]
+    return {"epochs": {"finetune": epochs}, "speed_ratio": round(ratio, 3),
+            "planned_speed_ratio": round(per_epoch / train["epoch_seconds"], 3), "used_seconds": round(used, 1),
             "finetune_epoch_seconds": round(epoch, 2), "predicted_seconds": round(predicted, 1),
-            "over_budget_seconds": round(max(0.0, predicted - plan["budget_minutes"] * 60), 1)}
+            "over_budget_seconds": round(max(0.0, predicted - plan["budget_minutes"] * 60), 1),
+            "remeasured": measured is not None}
 
 
 if __name__ == "__main__":  # a measuring worker of measure_steps: the job as JSON in, the seconds as JSON out

@@ -82,10 +82,17 @@ def budget_step(packed_test: str, folds: str, budget_minutes: float, model: str,
 
 
 def replan_step(budget: str, train_runs: list[str], out: str) -> None:
-    """The finetune epochs again from the first stage's real times (saltnet.budget.replan_finetune)."""
-    from .budget import replan_finetune
+    """The finetune epochs again from the first stage's real times and the steps timed again now
+    (saltnet.budget.replan_finetune; a budget.json without `remeasure`, from an older plan: its own times)."""
+    from .budget import measure_steps, replan_finetune
 
-    replan = replan_finetune(_read_json(budget), [_read_json(path) for path in train_runs])
+    plan = _read_json(budget)
+    measured, seconds = None, 0.0
+    if "remeasure" in plan:
+        started = time.perf_counter()
+        measured = measure_steps(**plan["remeasure"])
+        seconds = time.perf_counter() - started
+    replan = replan_finetune(plan, [_read_json(path) for path in train_runs], measured, seconds)
     log.info("first stage ran %.2fx the planned time per epoch; finetune epochs %d, run predicted to end after "
              "%.1f min%s", replan["speed_ratio"], replan["epochs"]["finetune"], replan["predicted_seconds"] / 60,
              f", {replan['over_budget_seconds'] / 60:.1f} min over budget" if replan["over_budget_seconds"] else "")

@@ -26,7 +26,7 @@ wildcard_constraints:
 
 
 # Rules that are cheap or need internet run where snakemake runs (the login node), not as cluster jobs.
-localrules: pack_data, split_folds, run_info, replan_finetune, ensemble, postprocess, submission, cv_score, fetch_encoder_weights
+localrules: pack_data, split_folds, run_info, ensemble, postprocess, submission, cv_score, fetch_encoder_weights
 
 
 def encoder_weights_path():

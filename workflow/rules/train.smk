@@ -82,9 +82,10 @@ rule replan_finetune:
         train_runs=expand("results/train/fold{fold}/run.json", fold=FOLDS),
     output:
         "results/budget_finetune.json",
+    threads: all_cores  # it times the steps again, as plan_budget does: nothing else may run meanwhile
     log:
         "logs/replan_finetune/replan_finetune.log",
     conda:
-        "../../envs/data.yaml"
+        "../../envs/train.yaml"
     script:
         "../../src/scripts/replan_finetune.py"

@@ -79,11 +79,10 @@ def _budget_section(budget: str | Path | None, folds: pd.DataFrame, replan: str 
     if not budget or not Path(budget).is_file():
         return "<p>no time budget (config budget_minutes: null): the configured epochs were trained</p>"
     plan = json.loads(Path(budget).read_text())
-    epochs, ratio = dict(plan["epochs"]), {}
+    epochs, again = dict(plan["epochs"]), None
     if replan and Path(replan).is_file():
         again = json.loads(Path(replan).read_text())
         epochs.update(again["epochs"])
-        ratio = {"finetune": again["speed_ratio"]}
     line = (f"budget {plan['budget_minutes']:g} min: every stage's epochs scaled by {plan['scale']:.3g}; "
             f"{plan['parallel_folds']} fold(s) side by side with {plan['fold_threads']} thread(s) each, "
             f"{plan['rounds']} round(s); whole DAG predicted {plan['predicted_seconds'] / 60:.1f} min (prediction "
@@ -92,14 +91,17 @@ def _budget_section(budget: str | Path | None, folds: pd.DataFrame, replan: str 
     if plan.get("busy"):
         line += (f". The CPU was busy when it was measured (1-minute load average {plan['load_avg_1m']:g}): "
                  "other processes slowed the timed steps, so the plan gave too few epochs")
-    if ratio:
-        line += (f". The first stage ran {ratio['finetune']:.2f}x the planned time per epoch, so the finetune "
-                 f"epochs were planned again from it: {epochs['finetune']}; whole DAG then predicted "
-                 f"{again['predicted_seconds'] / 60:.1f} min")
+    if again:
+        ratio = again.get("planned_speed_ratio", again["speed_ratio"])
+        timed = ", the steps timed again after it" if again.get("remeasured") else ""
+        line += (f". The first stage ran {ratio:.2f}x the planned time per epoch{timed}, so the finetune "
+                 f"epochs were planned again: {epochs['finetune']} of {again['finetune_epoch_seconds']:.0f} s; "
+                 f"whole DAG then predicted {again['predicted_seconds'] / 60:.1f} min")
+    replanned = {"finetune": again["finetune_epoch_seconds"]} if again else {}
     rows = []
     for stage in plan["stages"]:
         n = epochs[stage["stage"]]
-        epoch = stage["epoch_seconds"] * ratio.get(stage["stage"], 1.0)
+        epoch = replanned.get(stage["stage"], stage["epoch_seconds"])
         taken = folds.loc[folds["stage"] == stage["stage"], "seconds"]
         rows.append({"stage": stage["stage"], "configured epochs": stage["epochs"], "planned epochs": n,
                      "predicted epoch (s)": epoch, "predicted stage (s)": n * epoch,
