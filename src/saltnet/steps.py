@@ -93,8 +93,10 @@ def replan_step(budget: str, train_runs: list[str], out: str) -> None:
         measured = measure_steps(**plan["remeasure"])
         seconds = time.perf_counter() - started
     replan = replan_finetune(plan, [_read_json(path) for path in train_runs], measured, seconds)
-    log.info("first stage ran %.2fx the planned time per epoch; finetune epochs %d, run predicted to end after "
-             "%.1f min%s", replan["speed_ratio"], replan["epochs"]["finetune"], replan["predicted_seconds"] / 60,
+    log.info("first stage ran %.2fx the planned time per epoch (%.2fx the time measured %s); finetune epochs %d "
+             "of %.1f s, run predicted to end after %.1f min%s", replan["planned_speed_ratio"], replan["speed_ratio"],
+             "again now" if measured else "by the plan", replan["epochs"]["finetune"],
+             replan["finetune_epoch_seconds"], replan["predicted_seconds"] / 60,
              f", {replan['over_budget_seconds'] / 60:.1f} min over budget" if replan["over_budget_seconds"] else "")
     write_json(out, replan)
 
