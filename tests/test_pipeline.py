@@ -59,6 +59,12 @@ def test_scores_history_and_provenance(finished_run):
     assert info["config"]["folds"]["n"] == 2 and info["packages"]["torch"] == "2.14.1" and "git_commit" in info
 
 
+def _unprobed(text: str) -> str:
+    """`text` without the bf16 probe's measured speed-up, which differs from one process to the next
+    (1.6-3.0x in one run on a CPU with native bf16): the choice and its reason must match, not the timing."""
+    return re.sub(r"bf16 step [0-9.]+x the speed", "bf16 step (timed)x the speed", text)
+
+
 def test_precision_and_allocator_choices_reach_every_job(finished_run):
     """bf16: auto is resolved in each job, training and prediction alike, and said with its reason."""
     from saltnet.precision import resolve_bf16
@@ -66,10 +72,10 @@ def test_precision_and_allocator_choices_reach_every_job(finished_run):
     expected = resolve_bf16("auto", torch.device("cpu"))
     for log in ("train_fold/fold0.log", "finetune_fold/fold1.log", "predict_fold/fold0.log"):
         text = (finished_run / "logs" / log).read_text()
-        assert f"precision {expected.name} ({expected.reason})" in text, log
+        assert _unprobed(f"precision {expected.name} ({expected.reason})") in _unprobed(text), log
         assert "allocator: system in use; chosen: system (config allocator: system)" in text, log
     run = json.loads((finished_run / "results/train/fold0/run.json").read_text())
-    assert run["precision"] == expected.name and run["precision_reason"] == expected.reason
+    assert run["precision"] == expected.name and _unprobed(run["precision_reason"]) == _unprobed(expected.reason)
     assert run["allocator"] == "system"
 
 

@@ -180,7 +180,10 @@ def test_fold_past_its_time_limit_is_resubmitted_longer_and_resumes(tmp_path, sl
 
 def test_keep_going_then_a_plain_rerun_resubmits_only_the_failed_fold(tmp_path, slurm_env, profile):
     """Fold 1's job is cancelled after its first epoch; fold 0 goes on; a plain rerun submits fold 1 only."""
-    write_config(tmp_path, train={"size": 48, "epochs": 3, "batch_size": 8, "lr": 1e-3, "wd": 1e-7})
+    # Enough epochs that the job is still running when its first checkpoint appears: on a fast CPU these
+    # epochs take 0.2 s, and with 3 of them the job had ended before the poll below could catch it.
+    epochs = 30
+    write_config(tmp_path, train={"size": 48, "epochs": epochs, "batch_size": 8, "lr": 1e-3, "wd": 1e-7})
     targets = [f"results/train/fold{k}/run.json" for k in (0, 1)]
     cmd = snakemake_cmd(tmp_path, profile, *targets, *SMALL_JOBS)
     checkpoint = tmp_path / "results/checkpoints/train/fold1/checkpoint.pth"
@@ -215,4 +218,4 @@ def test_keep_going_then_a_plain_rerun_resubmits_only_the_failed_fold(tmp_path, 
     resumed = read_run(tmp_path, "train", 1)["resumed_from_epoch"]
     print(f"fold 1 resumed from epoch {resumed}")
     assert resumed >= 1
-    assert pd.read_parquet(tmp_path / "results/train/fold1/history.parquet")["epoch"].tolist() == [0, 1, 2]
+    assert pd.read_parquet(tmp_path / "results/train/fold1/history.parquet")["epoch"].tolist() == list(range(epochs))
