@@ -234,8 +234,9 @@ def replan_finetune(plan: dict, train_runs: list[dict], measured: dict | None = 
         train_epoch, finetune_epoch = train["epoch_seconds"], finetune["epoch_seconds"]
         predict = plan["predict_seconds"]
     else:
-        train_epoch, finetune_epoch = (LOOP_OVERHEAD * (s["train_steps"] * measured[s["stage"]] + s["valid_steps"]
-                                                        * measured[s["stage"] + "_infer"]) for s in (train, finetune))
+        train_epoch, finetune_epoch = (StageCost(s["stage"], s["epochs"], s["train_steps"], s["valid_steps"],
+                                                 measured[s["stage"]], measured[s["stage"] + "_infer"]).epoch_seconds
+                                       for s in (train, finetune))
         predict = LOOP_OVERHEAD * plan["predict_images"] * measured["predict"] / plan["remeasure"]["predict_batch_size"]
     ratio = per_epoch / train_epoch
     # Time at work, not on the clock (a fold stopped and rerun the next day has not used the night): each
