@@ -168,6 +168,11 @@ def measure_steps(model: str, stages: list[dict], native: int, processes: int, t
     return {key: max(r[key] for r in results) for key in results[0]}
 
 
+def _predict_seconds(images: int, batch_seconds: float, batch_size: int) -> float:
+    """Predicted seconds of predicting `images` (TTA flips counted) at the measured seconds per batch."""
+    return LOOP_OVERHEAD * images * batch_seconds / batch_size
+
+
 def plan_budget(budget_minutes: float, model: str, stages: list[dict], fold_sizes: list[int], valid_fraction: float,
                 predict_tta: bool, predict_batch_size: int, n_test: int, native: int, cores: int, fold_threads: int,
                 bf16: bool = False) -> dict:
@@ -192,17 +197,17 @@ def plan_budget(budget_minutes: float, model: str, stages: list[dict], fold_size
         scored = valid_count(largest, valid_fraction)
         costs.append(StageCost(stage["stage"], stage["epochs"], max(1, n_train // batch), math.ceil(scored / batch),
                                seconds[stage["stage"]], seconds[stage["stage"] + "_infer"]))
-    per_image = seconds["predict"] / predict_batch_size
-    predict_seconds = LOOP_OVERHEAD * rounds * (largest + n_test) * (2 if predict_tta else 1) * per_image
+    predict_images = rounds * (largest + n_test) * (2 if predict_tta else 1)  # per process, flips included
+    predict_seconds = _predict_seconds(predict_images, seconds["predict"], predict_batch_size)
     measured = time.perf_counter() - started
     plan = plan_epochs(costs, rounds, budget_minutes * 60, predict_seconds + RESERVE_SECONDS + measured)
-    # What replan_finetune needs to time the steps again, as measure_steps' arguments.
+    # What replan_finetune needs to time the steps again, as measure_steps' arguments (with the plan's
+    # parallel_folds and fold_threads).
     remeasure = dict(model=model, stages=[{k: s[k] for k in ("stage", "size", "batch_size", "loss")} for s in stages],
-                     native=native, processes=parallel, threads=fold_threads, bf16=bf16,
-                     predict_batch_size=predict_batch_size)
+                     native=native, bf16=bf16, predict_batch_size=predict_batch_size)
     return {**plan, "budget_minutes": budget_minutes, "parallel_folds": parallel, "rounds": rounds,
             "fold_threads": fold_threads, "predict_seconds": round(predict_seconds, 1),
-            "predict_images": rounds * (largest + n_test) * (2 if predict_tta else 1), "remeasure": remeasure,
+            "predict_images": predict_images, "remeasure": remeasure,
             "reserve_seconds": RESERVE_SECONDS, "planning_seconds": round(measured, 1),
             "load_avg_1m": round(load, 2), "busy": load > BUSY_LOAD_PER_CORE * cores,
             "stages": [{**asdict(c), "epoch_seconds": c.epoch_seconds} for c in costs]}
@@ -237,7 +242,7 @@ def replan_finetune(plan: dict, train_runs: list[dict], measured: dict | None = 
         train_epoch, finetune_epoch = (StageCost(s["stage"], s["epochs"], s["train_steps"], s["valid_steps"],
                                                  measured[s["stage"]], measured[s["stage"] + "_infer"]).epoch_seconds
                                        for s in (train, finetune))
-        predict = LOOP_OVERHEAD * plan["predict_images"] * measured["predict"] / plan["remeasure"]["predict_batch_size"]
+        predict = _predict_seconds(plan["predict_images"], measured["predict"], plan["remeasure"]["predict_batch_size"])
     ratio = per_epoch / train_epoch
     # Time at work, not on the clock (a fold stopped and rerun the next day has not used the night): each
     # round of folds side by side lasts as long as its slowest fold.

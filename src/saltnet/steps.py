@@ -90,7 +90,7 @@ def replan_step(budget: str, train_runs: list[str], out: str) -> None:
     measured, seconds = None, 0.0
     if "remeasure" in plan:
         started = time.perf_counter()
-        measured = measure_steps(**plan["remeasure"])
+        measured = measure_steps(**plan["remeasure"], processes=plan["parallel_folds"], threads=plan["fold_threads"])
         seconds = time.perf_counter() - started
     replan = replan_finetune(plan, [_read_json(path) for path in train_runs], measured, seconds)
     log.info("first stage ran %.2fx the planned time per epoch (%.2fx the time measured %s); finetune epochs %d "
