@@ -112,3 +112,22 @@ def test_the_config_schema_offers_exactly_the_registered_models_and_losses():
     schema = load_schema(Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml")
     assert set(schema["properties"]["model"]["enum"]) == set(MODELS)
     assert set(schema["definitions"]["loss"]["enum"]) == set(LOSSES)
+
+
+def test_hypercolumn_fuses_every_decoder_level_at_half_resolution():
+    """resunet_scse_ds_hc: the fusion takes all four decoder levels (128+64+32+16 channels), upsampled to
+    S/2, the coarsest first; training still returns the main logits and four auxiliary maps at 101 px."""
+    import torch.nn.functional as F
+
+    model = build_model("resunet_scse_ds_hc", "none", 128).train()
+    decoded, fused = [], []
+    for decoder in model.net.decoders:
+        decoder.register_forward_hook(lambda module, args, out: decoded.append(out))
+    model.net.fuse.register_forward_hook(lambda module, args, out: fused.append((args[0], out)))
+    out = model(torch.randn(2, 3, 101, 101))
+    assert out.shape == (2, 5, 101, 101)
+    (column, result), = fused
+    assert column.shape == (2, 240, 64, 64) and result.shape == (2, 16, 64, 64)
+    upsampled = [F.interpolate(d, size=(64, 64), mode="bilinear", align_corners=False) for d in decoded]
+    assert torch.equal(column, torch.cat(upsampled, 1))
+    assert build_model("resunet_scse_ds", "none", 128).net.fuse is None

@@ -40,6 +40,7 @@ VARIANTS: dict[str, list[str]] = {
     "wide": ["model=resunet_scse_ds_wide"],  # widths from 24 instead of 16: 2.25x the FLOPs
     "folds_3": ["folds={n: 3, seed: 42}"],  # fold 0 of 3: 2000 training images instead of 1500
     "classify_empty": ["model=resunet_scse_ds_cls"],  # + the empty-mask classifier fed to the last conv
+    "hypercolumn": ["model=resunet_scse_ds_hc"],  # + the four decoder levels fused before the last step
     "lovasz_elu": ["loss=symmetric_lovasz_elu"],  # the Lovasz stage with elu(e) + 1 (1st place); see also
     # tools/finetune_proxy.py, which fine-tunes from a full first stage (2 proxy epochs say little here)
 }

@@ -43,13 +43,13 @@ def _hypercolumn(**kwargs) -> nn.Module:
 
 
 def _resunet(name: str, pad: bool, deep_supervision: bool, classify: bool = False,
-             width: int = 16) -> tuple[str, ModelSpec]:
+             width: int = 16, hypercolumn: bool = False) -> tuple[str, ModelSpec]:
     """Registry entry of the resunet_scse family; a padding model takes the native images (native_input)."""
     def build(**kwargs) -> nn.Module:
         from .resunet import build_resunet
 
         return build_resunet(name, pad=pad, deep_supervision=deep_supervision, classify=classify, width=width,
-                             **kwargs)
+                             hypercolumn=hypercolumn, **kwargs)
     return name, ModelSpec(build, encoder=None, native_input=pad)
 
 
@@ -59,11 +59,13 @@ MODELS: dict[str, ModelSpec] = {
     # The small residual U-Net from random init (models/resunet.py), 101 px reflect-padded to `size`;
     # _ds: deep supervision in training; _cls: the empty-mask classifier fused into the last
     # convolution; _resized: fed resized images instead (ablations); _wide: widths from 24, not 16
-    # (2.25x the FLOPs and parameters: for machines that have the time).
+    # (2.25x the FLOPs and parameters: for machines that have the time); _hc: the decoder levels fused
+    # into a hypercolumn before the last step.
     **dict([_resunet("resunet_scse", pad=True, deep_supervision=False),
             _resunet("resunet_scse_ds", pad=True, deep_supervision=True),
             _resunet("resunet_scse_ds_wide", pad=True, deep_supervision=True, width=24),
             _resunet("resunet_scse_ds_cls", pad=True, deep_supervision=True, classify=True),
+            _resunet("resunet_scse_ds_hc", pad=True, deep_supervision=True, hypercolumn=True),
             _resunet("resunet_scse_resized", pad=False, deep_supervision=False),
             _resunet("resunet_scse_ds_resized", pad=False, deep_supervision=True)]),
 }

@@ -82,6 +82,10 @@ class ResUNet(nn.Module):
     constant over the map (`classifies` tells the loss, see learner.ResizedTargetLoss); in any mode
     the final convolution also sees the classifier's features (the context), broadcast over the image.
 
+    With `hypercolumn`, the four decoder levels' features (S/16 ... S/2), upsampled to S/2 and
+    concatenated, are fused by a 1x1 conv-BN-ReLU into what the last step upsamples (instead of the
+    S/2 decoder's output alone), so the coarse levels reach the final logits directly.
+
     A light full-resolution stem (width/2 channels) and a stride-2 convolution, then five residual
     levels at S/2 ... S/32 and four decoders back to S/2; the last step upsamples to S and refines
     with the full-resolution stem features (one 3x3 conv), so boundaries are drawn at full resolution
@@ -89,7 +93,7 @@ class ResUNet(nn.Module):
     """
 
     def __init__(self, in_channels: int = 3, width: int = 16, deep_supervision: bool = False,
-                 classify: bool = False):
+                 classify: bool = False, hypercolumn: bool = False):
         super().__init__()
         widths = [width * 2**i for i in range(5)]  # 16, 32, 64, 128, 256
         fine = width // 2
@@ -99,6 +103,9 @@ class ResUNet(nn.Module):
                                   nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True))
         self.encoders = nn.ModuleList(ResBlock(c_in, c_out) for c_in, c_out in zip([widths[0], *widths[:-1]], widths))
         self.decoders = nn.ModuleList(UpBlock(widths[i + 1], widths[i], widths[i]) for i in reversed(range(4)))
+        # (N, 16 + 32 + 64 + 128, S/2, S/2) -> (N, 16, S/2, S/2) with the default widths
+        self.fuse = (nn.Sequential(conv_bn(sum(widths[:4]), widths[0], kernel=1), nn.ReLU(inplace=True))
+                     if hypercolumn else None)
         self.refine = nn.Sequential(conv_bn(widths[0] + fine + context, fine), nn.ReLU(inplace=True))
         self.head = nn.Conv2d(fine, 1, kernel_size=1)
         levels = [widths[i] for i in reversed(range(4))] if deep_supervision else []
@@ -116,11 +123,14 @@ class ResUNet(nn.Module):
             x = encoder(F.max_pool2d(x, 2) if i else x)
             skips.append(x)
         context = self.context(F.adaptive_avg_pool2d(x, 1)) if self.classifies else None  # (N, C, 1, 1)
-        aux = []
+        levels = []  # the decoders' outputs, S/16 ... S/2
         for decoder, skip in zip(self.decoders, reversed(skips[:-1])):
             x = decoder(x, skip)
-            if self.aux_heads:
-                aux.append(x)
+            levels.append(x)
+        if self.fuse is not None:
+            half = x.shape[-2:]
+            x = self.fuse(torch.cat([F.interpolate(a, size=half, mode="bilinear", align_corners=False)
+                                     for a in levels[:-1]] + [x], 1))
         x = F.interpolate(x, size=full.shape[-2:], mode="bilinear", align_corners=False)
         features = [x, full] if context is None else [x, full, context.expand(-1, -1, *full.shape[-2:])]
         logits = self.head(self.refine(torch.cat(features, 1)))
@@ -128,7 +138,7 @@ class ResUNet(nn.Module):
             return logits
         size = logits.shape[-2:]
         extra = [F.interpolate(head(a), size=size, mode="bilinear", align_corners=False)
-                 for head, a in zip(self.aux_heads, aux)]
+                 for head, a in zip(self.aux_heads, levels)]
         if context is not None:
             extra.append(self.classifier(context.flatten(1))[:, :, None, None].expand_as(logits))
         return torch.cat([logits, *extra], 1)
@@ -157,14 +167,15 @@ class FitToSize(nn.Module):
 
 
 def build_resunet(name: str, encoder_weights: str = "none", size: int = 128, width: int = 16, pad: bool = True,
-                  deep_supervision: bool = False, classify: bool = False) -> nn.Module:
+                  deep_supervision: bool = False, classify: bool = False, hypercolumn: bool = False) -> nn.Module:
     """Registry builder of the resunet_scse family, random init only (encoder_weights must be 'none').
 
     pad: take the native 101 px images and reflect-pad them to `size` (FitToSize); else the network
     alone, fed images resized to `size` (the usual Kaggle way, to measure padding against it).
-    deep_supervision: auxiliary decoder logits in training; classify: the empty-mask classifier (see ResUNet).
+    deep_supervision: auxiliary decoder logits in training; classify: the empty-mask classifier;
+    hypercolumn: the decoder levels fused before the last step (see ResUNet).
     """
     if encoder_weights != "none":
         raise ValueError(f"model {name} trains from random init; set encoder_weights: none (got {encoder_weights!r})")
-    net = ResUNet(width=width, deep_supervision=deep_supervision, classify=classify)
+    net = ResUNet(width=width, deep_supervision=deep_supervision, classify=classify, hypercolumn=hypercolumn)
     return FitToSize(net, size) if pad else net
