@@ -30,6 +30,11 @@ from torch import nn
 __all__ = ["ResUNet", "FitToSize", "build_resunet"]
 
 
+def resize(x: torch.Tensor, size) -> torch.Tensor:
+    """(N, C, h, w) -> (N, C, *size), bilinear: how every map here is brought to another level's size."""
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
 def conv_bn(c_in: int, c_out: int, kernel: int = 3) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=False), nn.BatchNorm2d(c_out))
 
@@ -69,7 +74,7 @@ class UpBlock(nn.Module):
         self.block = ResBlock(c_in + c_skip, c_out)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        x = resize(x, skip.shape[-2:])
         return self.block(torch.cat([x, skip], 1))
 
 
@@ -128,17 +133,14 @@ class ResUNet(nn.Module):
             x = decoder(x, skip)
             levels.append(x)
         if self.fuse is not None:
-            half = x.shape[-2:]
-            x = self.fuse(torch.cat([F.interpolate(a, size=half, mode="bilinear", align_corners=False)
-                                     for a in levels[:-1]] + [x], 1))
-        x = F.interpolate(x, size=full.shape[-2:], mode="bilinear", align_corners=False)
+            x = self.fuse(torch.cat([resize(a, x.shape[-2:]) for a in levels[:-1]] + [x], 1))
+        x = resize(x, full.shape[-2:])
         features = [x, full] if context is None else [x, full, context.expand(-1, -1, *full.shape[-2:])]
         logits = self.head(self.refine(torch.cat(features, 1)))
         if not (self.training and (self.aux_heads or self.classifies)):
             return logits
         size = logits.shape[-2:]
-        extra = [F.interpolate(head(a), size=size, mode="bilinear", align_corners=False)
-                 for head, a in zip(self.aux_heads, levels)]
+        extra = [resize(head(a), size) for head, a in zip(self.aux_heads, levels)]
         if context is not None:
             extra.append(self.classifier(context.flatten(1))[:, :, None, None].expand_as(logits))
         return torch.cat([logits, *extra], 1)
@@ -159,8 +161,8 @@ class FitToSize(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         if self.size < max(h, w):
-            logits = self.net(F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False))
-            return F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+            logits = self.net(resize(x, (self.size, self.size)))
+            return resize(logits, (h, w))
         top, left = (self.size - h) // 2, (self.size - w) // 2
         x = F.pad(x, (left, self.size - w - left, top, self.size - h - top), mode="reflect")
         return self.net(x)[..., top : top + h, left : left + w]
