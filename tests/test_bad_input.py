@@ -409,6 +409,10 @@ CONFIG_CASES = {
     "negative training seed": ({"seed": -3}, ["-3 is less than the minimum of 0", "['seed']"]),
     "batch size 1 with BatchNorm": ({"finetune": {**TINY_CONFIG["finetune"], "batch_size": 1}},
                                     ["1 is less than the minimum of 2", "['finetune']['batch_size']", "BatchNorm"]),
+    "TTA shift too large": ({"predict": {"batch_size": 16, "tta": True, "shifts": [[0, 8], [0, 80]]}},
+                            ["80 is greater than the maximum of 50", "['predict']['shifts']"]),
+    "TTA shift not a pair": ({"predict": {"batch_size": 16, "tta": True, "shifts": [[8]]}},
+                             ["[8] is too short", "['predict']['shifts']"]),
 }
 
 

@@ -165,3 +165,19 @@ def test_a_budget_too_short_fails_before_training(tmp_path):
     assert "budget_minutes: 0.01 min is too short" in log
     assert not (tmp_path / "results/budget.json").exists()
     assert not (tmp_path / "results/train").exists()
+
+
+def test_plan_counts_every_tta_view(monkeypatch):
+    """Prediction is planned per view: the flip doubles it, each shift (with its flip) adds two more."""
+    from saltnet import budget
+
+    seconds = {"train": 0.5, "train_infer": 0.1, "finetune": 0.5, "finetune_infer": 0.1, "predict": 0.2}
+    monkeypatch.setattr(budget, "measure_steps", lambda *args, **kwargs: seconds)
+    stages = [{"stage": s, "epochs": 4, "size": 128, "batch_size": 16, "loss": "bce"} for s in ("train", "finetune")]
+    plans = {name: budget.plan_budget(600, "resunet_scse_ds", stages, [100, 100], 1.0, tta, 50, 300, 101, 2, 1,
+                                      predict_shifts=shifts)
+             for name, tta, shifts in [("plain", False, []), ("flip", True, []),
+                                       ("flip_shifts", True, [[0, 8], [0, -8], [0, 0]])]}
+    images = {name: plan["predict_images"] for name, plan in plans.items()}
+    assert images == {"plain": 400, "flip": 800, "flip_shifts": 2400}  # (100 + 300) per round x views
+    assert plans["flip_shifts"]["predict_seconds"] == pytest.approx(3 * plans["flip"]["predict_seconds"], abs=0.2)

@@ -175,12 +175,13 @@ def _predict_seconds(images: int, batch_seconds: float, batch_size: int) -> floa
 
 def plan_budget(budget_minutes: float, model: str, stages: list[dict], fold_sizes: list[int], valid_fraction: float,
                 predict_tta: bool, predict_batch_size: int, n_test: int, native: int, cores: int, fold_threads: int,
-                bf16: bool = False) -> dict:
+                bf16: bool = False, predict_shifts: list = ()) -> dict:
     """The plan written to results/budget.json (see the module docstring).
 
     stages: per stage dicts with stage, epochs, size, batch_size, loss; fold_sizes: images per fold;
-    predict_tta, predict_batch_size: config predict's tta and batch_size.
+    predict_tta, predict_batch_size, predict_shifts: config predict's tta, batch_size and shifts.
     """
+    from .predict import tta_views
     from .train import valid_count
 
     fold_threads = max(1, min(fold_threads, cores))  # Snakemake caps a job's threads at --cores
@@ -197,7 +198,8 @@ def plan_budget(budget_minutes: float, model: str, stages: list[dict], fold_size
         scored = valid_count(largest, valid_fraction)
         costs.append(StageCost(stage["stage"], stage["epochs"], max(1, n_train // batch), math.ceil(scored / batch),
                                seconds[stage["stage"]], seconds[stage["stage"] + "_infer"]))
-    predict_images = rounds * (largest + n_test) * (2 if predict_tta else 1)  # per process, flips included
+    views = len(tta_views(predict_tta, predict_shifts))
+    predict_images = rounds * (largest + n_test) * views  # per process, flips and shifts included
     predict_seconds = _predict_seconds(predict_images, seconds["predict"], predict_batch_size)
     measured = time.perf_counter() - started
     plan = plan_epochs(costs, rounds, budget_minutes * 60, predict_seconds + RESERVE_SECONDS + measured)

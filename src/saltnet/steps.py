@@ -55,7 +55,7 @@ def folds_step(packed_train: str, n_folds: int, seed: int, out: str) -> None:
 
 def budget_step(packed_test: str, folds: str, budget_minutes: float, model: str, stages: list[dict],
                 valid_fraction: float, predict_tta: bool, predict_batch_size: int, native: int, cores: int,
-                fold_threads: int, bf16: bool | str, out: str) -> None:
+                fold_threads: int, bf16: bool | str, out: str, predict_shifts: list = ()) -> None:
     """Plan the epochs that fit budget_minutes on this machine (saltnet.budget) and write them to `out`."""
     from .budget import plan_budget
     from .precision import cpu_info
@@ -68,7 +68,8 @@ def budget_step(packed_test: str, folds: str, budget_minutes: float, model: str,
                          "side by side as --cores allow), but this machine trains on a GPU; set budget_minutes: null "
                          "and choose the epochs")
     plan = plan_budget(budget_minutes, model, stages, fold_sizes, valid_fraction, predict_tta, predict_batch_size,
-                       n_test, native, cores, fold_threads, bf16=resolve_bf16(bf16, torch.device("cpu")).bf16)
+                       n_test, native, cores, fold_threads, bf16=resolve_bf16(bf16, torch.device("cpu")).bf16,
+                       predict_shifts=predict_shifts)
     plan["machine"] = cpu_info()
     log.info("budget %g min: epochs %s (scale %.2f of the configured), predicted %.1f min; %s", budget_minutes,
              plan["epochs"], plan["scale"], plan["predicted_seconds"] / 60,
@@ -142,8 +143,9 @@ def _load_model(name: str, weights: str, size: int) -> torch.nn.Module:
 
 def predict_step(model_name: str, weights: str, size: int, packed_train: str, packed_test: str, folds: str,
                  fold: int, out_test: str, out_oof: str, lock_dir: str, batch_size: int = 32, tta: bool = True,
-                 bf16: bool | str = "auto", gpu_slots: int | None = None) -> None:
-    """Flip-TTA probabilities of the fold's model on the test set and on its own validation images.
+                 shifts: list = (), bf16: bool | str = "auto", gpu_slots: int | None = None) -> None:
+    """TTA probabilities (flip, shifts: see predict.tta_views) of the fold's model on the test set and on its
+    own validation images.
 
     bf16: config key bf16 (True, False or 'auto'), resolved for the device this job holds.
     """
@@ -155,7 +157,8 @@ def predict_step(model_name: str, weights: str, size: int, packed_train: str, pa
         precision = resolve_bf16(bf16, lease.device)
         log.info("fold %d: predicting %d test and %d out-of-fold images on %s, precision %s (%s)", fold,
                  len(test.ids), len(valid_idx), lease.device, precision.name, precision.reason)
-        kwargs = dict(size=input_size, device=lease.device, batch_size=batch_size, tta=tta, bf16=precision.bf16)
+        kwargs = dict(size=input_size, device=lease.device, batch_size=batch_size, tta=tta, shifts=shifts,
+                      bf16=precision.bf16)
         test_probs = predict_probs(model, test.images, desc=f"fold {fold} test", **kwargs)
         oof_probs = predict_probs(model, train.images[valid_idx], desc=f"fold {fold} out-of-fold", **kwargs)
     write_npz(out_test, ids=test.ids, probs=test_probs)

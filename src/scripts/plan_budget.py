@@ -12,6 +12,7 @@ budget_step(
     stages=snakemake.params.stages,
     valid_fraction=snakemake.params.valid_fraction,
     predict_tta=snakemake.params.predict_tta,
+    predict_shifts=snakemake.params.predict_shifts,
     predict_batch_size=snakemake.params.predict_batch_size,
     native=snakemake.params.image_size,
     cores=snakemake.threads,

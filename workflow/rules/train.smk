@@ -63,6 +63,7 @@ rule plan_budget:
         stages=budget_stages(),
         valid_fraction=config["valid_fraction"],
         predict_tta=config["predict"]["tta"],
+        predict_shifts=config["predict"]["shifts"],
         predict_batch_size=config["predict"]["batch_size"],
         image_size=rules.pack_data.params.image_size,  # the native side the packed images have
         fold_threads=fold_threads,  # a function: --cores is read when the job runs, not when the rules are

@@ -1,0 +1,89 @@
+"""What test-time views and a two-stage ensemble buy on a finished run's out-of-fold images.
+
+    PYTHONPATH=src .venv/bin/python tools/tta_gain.py ../runs/cpu10/results --model resunet_scse_ds --size 128
+
+Re-predicts every fold's own images with that fold's models, one variant at a time: the finetuned model
+with the flip alone (what predict_fold did), with the flip and pixel shifts (`predict.shifts`), the
+first stage's model with the flip, and the mean of the two stages' probabilities. Prints, per variant,
+the OOF competition score at threshold 0.5 and after the post-processing search (threshold, min_area,
+min_peak, as rule postprocess), and the seconds its predictions took here. Run it on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from saltnet.dataset import load_packed
+from saltnet.metric import image_scores
+from saltnet.models import build_model, get_model_spec
+from saltnet.models.weights import load_state_dict_file
+from saltnet.postprocess import choose_postprocess
+from saltnet.predict import predict_probs
+
+# variant -> (stage whose model predicts, flip, shifts)
+VARIANTS = {
+    "finetune_flip": ("finetune", True, []),
+    "finetune_flip_h8": ("finetune", True, [(0, 8), (0, -8)]),
+    "finetune_flip_hv8": ("finetune", True, [(0, 8), (0, -8), (8, 0), (-8, 0)]),
+    "finetune_flip_h16": ("finetune", True, [(0, 16), (0, -16)]),
+    "train_flip": ("train", True, []),
+}
+
+
+def _scores(probs: np.ndarray, truth: np.ndarray) -> dict:
+    after = choose_postprocess(probs, truth)["after"]
+    return {"raw": float(image_scores(probs.astype(np.float32) > 0.5, truth).mean()),
+            "postprocessed": after["oof_map_iou"],
+            "setting": {k: after[k] for k in ("threshold", "min_area", "min_peak")}}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("results", help="a run's results/ folder (packed/, train/, finetune/, predict/fold*/oof.npz)")
+    parser.add_argument("--model", required=True, help="the run's config key model")
+    parser.add_argument("--size", type=int, default=128, help="the run's finetune size")
+    parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--batch-size", type=int, default=64)
+    args = parser.parse_args(argv)
+    results = Path(args.results)
+    train = load_packed(results / "packed/train.npz")
+    index = {sample_id: i for i, sample_id in enumerate(train.ids)}
+    folds = sorted(int(p.parent.name.removeprefix("fold")) for p in results.glob("predict/fold*/oof.npz"))
+    rows = {}
+    for fold in folds:
+        with np.load(results / f"predict/fold{fold}/oof.npz", allow_pickle=False) as npz:
+            rows[fold] = np.array([index[i] for i in npz["ids"]])
+    order = np.concatenate([rows[f] for f in folds])
+    truth = train.masks[order].astype(bool)
+    input_size = get_model_spec(args.model).input_size(args.size, train.images.shape[-1])
+    probs, out = {}, {}
+    for name in args.variants:
+        stage, flip, shifts = VARIANTS[name]
+        started, parts = time.time(), []
+        for fold in folds:
+            model = build_model(args.model, "none", args.size)
+            model.load_state_dict(load_state_dict_file(str(results / f"{stage}/fold{fold}/model.pth")))
+            parts.append(predict_probs(model, train.images[rows[fold]], input_size, torch.device("cpu"),
+                                       args.batch_size, tta=flip, shifts=shifts, desc=f"{name} fold {fold}"))
+        probs[name] = np.concatenate(parts).astype(np.float32)
+        out[name] = {**_scores(probs[name], truth), "seconds": round(time.time() - started, 1)}
+        print(name, json.dumps(out[name]), flush=True)
+    if "train_flip" in probs:  # the two stages' models averaged, with each finetune variant
+        for name in [n for n in probs if n.startswith("finetune")]:
+            mixed = f"{name}+train_flip"
+            out[mixed] = _scores((probs[name] + probs["train_flip"]) / 2, truth)
+            print(mixed, json.dumps(out[mixed]), flush=True)
+    run_oof = np.concatenate([np.load(results / f"predict/fold{f}/oof.npz")["probs"] for f in folds])
+    out["run's own oof.npz"] = _scores(run_oof.astype(np.float32), truth)
+    print(json.dumps(out, indent=1))
+    return out
+
+
+if __name__ == "__main__":
+    main()
