@@ -41,6 +41,8 @@ VARIANTS: dict[str, list[str]] = {
     "folds_3": ["folds={n: 3, seed: 42}"],  # fold 0 of 3: 2000 training images instead of 1500
     "classify_empty": ["model=resunet_scse_ds_cls"],  # + the empty-mask classifier fed to the last conv
     "hypercolumn": ["model=resunet_scse_ds_hc"],  # + the four decoder levels fused before the last step
+    "lr_high": ["train={lr: 6.0e-3}"],  # twice the first stage's peak learning rate (few epochs: a faster start?)
+    "lr_low": ["train={lr: 1.5e-3}"],  # half of it
     "lovasz_elu": ["loss=symmetric_lovasz_elu"],  # the Lovasz stage with elu(e) + 1 (1st place); see also
     # tools/finetune_proxy.py, which fine-tunes from a full first stage (2 proxy epochs say little here)
 }
