@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from saltnet.data import prepare_images
 from saltnet.models import build_model
 from saltnet.predict import predict_probs, tta_views
 
@@ -72,8 +73,7 @@ def test_flip_alone_is_the_mean_of_the_image_and_its_mirror():
     model = build_model("resunet_scse", "none", 128).eval()
     images = random_images(3)
     got = predict_probs(model, images, 101, CPU, tta=True)
-    x = (torch.from_numpy(images).float()[:, None] / 255).expand(-1, 3, -1, -1)
-    x = (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    x = prepare_images(torch.from_numpy(images), 101)
     with torch.no_grad():
         want = (torch.sigmoid(model(x)) + torch.sigmoid(model(x.flip(-1))).flip(-1)) / 2
     np.testing.assert_allclose(got.astype(np.float32), want[:, 0].numpy(), atol=1e-3)

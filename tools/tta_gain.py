@@ -19,10 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from saltnet.dataset import load_packed
-from saltnet.metric import image_scores
 from saltnet.models import build_model, get_model_spec
 from saltnet.models.weights import load_state_dict_file
+from saltnet.oof import load_oof
 from saltnet.postprocess import choose_postprocess
 from saltnet.predict import predict_probs
 
@@ -37,10 +36,10 @@ VARIANTS = {
 
 
 def _scores(probs: np.ndarray, truth: np.ndarray) -> dict:
-    after = choose_postprocess(probs, truth)["after"]
-    return {"raw": float(image_scores(probs.astype(np.float32) > 0.5, truth).mean()),
-            "postprocessed": after["oof_map_iou"],
-            "setting": {k: after[k] for k in ("threshold", "min_area", "min_peak")}}
+    """OOF score at threshold 0.5 and after the post-processing search, as rule postprocess reports them."""
+    chosen = choose_postprocess(probs, truth)
+    return {"raw": chosen["before"]["oof_map_iou"], "postprocessed": chosen["after"]["oof_map_iou"],
+            "setting": {k: chosen["after"][k] for k in ("threshold", "min_area", "min_peak")}}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -52,16 +51,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args(argv)
     results = Path(args.results)
-    train = load_packed(results / "packed/train.npz")
-    index = {sample_id: i for i, sample_id in enumerate(train.ids)}
-    folds = sorted(int(p.parent.name.removeprefix("fold")) for p in results.glob("predict/fold*/oof.npz"))
-    rows = {}
-    for fold in folds:
-        with np.load(results / f"predict/fold{fold}/oof.npz", allow_pickle=False) as npz:
-            rows[fold] = np.array([index[i] for i in npz["ids"]])
-    order = np.concatenate([rows[f] for f in folds])
-    truth = train.masks[order].astype(bool)
-    input_size = get_model_spec(args.model).input_size(args.size, train.images.shape[-1])
+    oof_files = {int(p.parent.name.removeprefix("fold")): p for p in sorted(results.glob("predict/fold*/oof.npz"))}
+    oof = load_oof(results / "packed/train.npz", oof_files, complete=True)  # fold by fold, as below
+    folds = sorted(oof_files)
+    input_size = get_model_spec(args.model).input_size(args.size, oof.images.shape[-1])
     probs, out = {}, {}
     for name in args.variants:
         stage, flip, shifts = VARIANTS[name]
@@ -69,18 +62,17 @@ def main(argv: list[str] | None = None) -> dict:
         for fold in folds:
             model = build_model(args.model, "none", args.size)
             model.load_state_dict(load_state_dict_file(str(results / f"{stage}/fold{fold}/model.pth")))
-            parts.append(predict_probs(model, train.images[rows[fold]], input_size, torch.device("cpu"),
+            parts.append(predict_probs(model, oof.images[oof.fold == fold], input_size, torch.device("cpu"),
                                        args.batch_size, tta=flip, shifts=shifts, desc=f"{name} fold {fold}"))
         probs[name] = np.concatenate(parts).astype(np.float32)
-        out[name] = {**_scores(probs[name], truth), "seconds": round(time.time() - started, 1)}
+        out[name] = {**_scores(probs[name], oof.truth), "seconds": round(time.time() - started, 1)}
         print(name, json.dumps(out[name]), flush=True)
     if "train_flip" in probs:  # the two stages' models averaged, with each finetune variant
         for name in [n for n in probs if n.startswith("finetune")]:
             mixed = f"{name}+train_flip"
-            out[mixed] = _scores((probs[name] + probs["train_flip"]) / 2, truth)
+            out[mixed] = _scores((probs[name] + probs["train_flip"]) / 2, oof.truth)
             print(mixed, json.dumps(out[mixed]), flush=True)
-    run_oof = np.concatenate([np.load(results / f"predict/fold{f}/oof.npz")["probs"] for f in folds])
-    out["run's own oof.npz"] = _scores(run_oof.astype(np.float32), truth)
+    out["run's own oof.npz"] = _scores(oof.probs.astype(np.float32), oof.truth)
     print(json.dumps(out, indent=1))
     return out
 

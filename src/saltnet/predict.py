@@ -29,8 +29,7 @@ def tta_views(flip: bool, shifts: Sequence[Sequence[int]] = ()) -> list[tuple[in
 
     Every shift (dy, dx) other than (0, 0) adds a view, and with `flip` each view also its mirror.
     """
-    offsets = [(0, 0)] + [(int(dy), int(dx)) for dy, dx in shifts if (dy, dx) != (0, 0)]
-    offsets = list(dict.fromkeys(offsets))  # no view twice
+    offsets = dict.fromkeys([(0, 0)] + [(int(dy), int(dx)) for dy, dx in shifts])  # ordered, no view twice
     return [(dy, dx, mirrored) for dy, dx in offsets for mirrored in ((False, True) if flip else (False,))]
 
 
