@@ -42,10 +42,12 @@ BUSY_LOAD_PER_CORE = 0.5
 STARTUP_SECONDS = 15.0  # the measuring processes' imports; they all start timing this long after launch
 # Predicted pipeline epoch = the bare steps' median time x LOOP_OVERHEAD (fastai's loop, batches cut
 # and flipped, the metric, checkpoints; the pipeline may run under jemalloc, 1.1x the system allocator
-# the planner runs under). Measured on a 2-core AVX2 EPYC, CPU preset: with the processes timing
-# together, two plans gave 77.3 and 78.0 s per training epoch and the pipeline's epochs took 73-82 s
-# (before, staggered starts and means of 4 steps had given 77-102 s between plans).
-LOOP_OVERHEAD = 1.05
+# the planner runs under). The bare steps time slower than the pipeline runs them: in three 4-fold
+# CPU-preset runs on three AMD EPYCs (2 cores, AVX2 or run as AVX2) the first stage's real epochs took
+# 0.935, 0.93 and 0.81 (a plan at load 0.81) of the planned ones at 1.05, so the first stage got 7-19%
+# fewer epochs than fitted (replan_finetune then handed what was left to the finetune). 0.98 puts the
+# first two at their real time; a plan that errs short is mended the same way, with fewer finetune epochs.
+LOOP_OVERHEAD = 0.98
 
 
 @dataclass(frozen=True)

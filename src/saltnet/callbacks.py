@@ -177,6 +177,24 @@ def _plain(hypers) -> dict:
     return {k: v.item() if isinstance(v, np.generic) else v for k, v in dict(hypers).items()}
 
 
+class Snapshots(Callback):
+    """After each of the last `keep` epochs, the model's weights to folder/epoch{e}.pth (e from 1): the
+    snapshots a weight average (SWA) or a snapshot ensemble can be built from after the run
+    (tools/snapshot_gain.py measures both on the out-of-fold images)."""
+
+    order = BestModel.order + 1
+
+    def __init__(self, folder: Path, keep: int):
+        self.folder, self.keep = Path(folder), keep
+
+    def after_epoch(self):
+        if not _epoch_ran(self) or self.epoch < self.n_epoch - self.keep:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.folder / f"epoch{self.epoch + 1}.pth") as tmp:
+            torch.save(self.learn.model.state_dict(), tmp)
+
+
 class Checkpoint(Callback):
     """After an epoch, write a resumable checkpoint (model, optimiser, epoch, best, history, RNG) when
     `every_s` seconds have passed since the fit started or the last write, and always after the last epoch.

@@ -34,6 +34,7 @@ class TrainSettings:
     deterministic: bool | str = "auto"  # True, False or 'auto' (see determinism.resolve_deterministic)
     checkpoint_minutes: float = 5.0  # resumable checkpoint at most this often (0: every epoch), and at the end
     compile: bool = False  # torch.compile the model for training
+    snapshots: int = 0  # keep the weights of the last this many epochs (work_dir/snapshots/epoch{e}.pth)
 
     @property
     def augment_settings(self):
@@ -51,7 +52,8 @@ class TrainSettings:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-_NOT_IN_FINGERPRINT = ("checkpoint_minutes",)  # when checkpoints are written does not change what they hold
+# When checkpoints are written and which epochs' weights are kept do not change what training does.
+_NOT_IN_FINGERPRINT = ("checkpoint_minutes", "snapshots")
 FIELDS = tuple(f.name for f in dataclasses.fields(TrainSettings))
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .callbacks import (Autocast, BestModel, ChannelsLast, Checkpoint, EpochHistory, StopOnNonFiniteLoss,
+from .callbacks import (Autocast, BestModel, ChannelsLast, Checkpoint, EpochHistory, Snapshots, StopOnNonFiniteLoss,
                         set_rng_state)
 from .data import make_dataloaders
 from .determinism import resolve_deterministic, seed_everything
@@ -28,6 +28,7 @@ from .precision import Precision, resolve_bf16
 from .settings import TrainSettings
 
 OWN_FILES = ("checkpoint.pth", "best.pth")  # what a fold writes in its work_dir
+SNAPSHOTS = "snapshots"  # work_dir's folder of the last epochs' weights (config key snapshots)
 
 __all__ = ["OWN_FILES", "TrainSettings", "TrainResult", "fold_indices", "train_fold"]
 
@@ -105,6 +106,8 @@ def train_fold(data: PackedData, folds: pd.DataFrame, fold: int, settings: Train
     if ckpt is None:  # never mix two runs; remove only what training writes there
         for name in OWN_FILES:
             (work_dir / name).unlink(missing_ok=True)
+        for old in (work_dir / SNAPSHOTS).glob("epoch*.pth"):
+            old.unlink()
     work_dir.mkdir(parents=True, exist_ok=True)
     precision = resolve_bf16(settings.bf16, device)  # before seeding: a probe may draw random numbers
     log.info("fold %d: precision %s (%s)", fold, precision.name, precision.reason)
@@ -129,6 +132,8 @@ def train_fold(data: PackedData, folds: pd.DataFrame, fold: int, settings: Train
     cbs = [StopOnNonFiniteLoss(fold), ChannelsLast(), history, best,
            Checkpoint(work_dir / "checkpoint.pth", fingerprint, best, history, settings.checkpoint_minutes * 60),
            *extra_cbs]
+    if settings.snapshots:
+        cbs.append(Snapshots(work_dir / SNAPSHOTS, settings.snapshots))
     if precision.bf16:
         cbs.insert(0, Autocast(device.type))
     learn = build_learner(dls, model, settings.loss, settings.wd, cbs)
