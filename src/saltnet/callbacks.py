@@ -17,7 +17,7 @@ from fastai.learner import Recorder
 from .atomic import atomic_path
 
 __all__ = ["Autocast", "ChannelsLast", "NonFiniteLossError", "StopOnNonFiniteLoss", "BestModel",
-           "EpochHistory", "epoch_line", "Checkpoint", "rng_state", "set_rng_state"]
+           "EpochHistory", "epoch_line", "Snapshots", "Checkpoint", "rng_state", "set_rng_state"]
 
 log = logging.getLogger(__name__)
 

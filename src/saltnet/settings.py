@@ -35,6 +35,7 @@ class TrainSettings:
     checkpoint_minutes: float = 5.0  # resumable checkpoint at most this often (0: every epoch), and at the end
     compile: bool = False  # torch.compile the model for training
     snapshots: int = 0  # keep the weights of the last this many epochs (work_dir/snapshots/epoch{e}.pth)
+    swa: int = 0  # > 1: the stage's model is the mean of its last swa epochs' weights (BatchNorm measured again)
 
     @property
     def augment_settings(self):
@@ -48,6 +49,8 @@ class TrainSettings:
         the run it came from (retraining stage 1 or repacking changed data starts the next stage clean)."""
         init = file_digest(init_weights) if init_weights else None
         settings = {k: v for k, v in dataclasses.asdict(self).items() if k not in _NOT_IN_FINGERPRINT}
+        if self.swa <= 1:  # no weight average: the same run as before the key existed
+            settings.pop("swa")
         blob = json.dumps({**settings, "fold": fold, "init": init, "data": data_digest}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

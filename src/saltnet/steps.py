@@ -126,7 +126,7 @@ def train_step(packed_train: str, folds: str, fold: int, settings: TrainSettings
         "lease": lease.source, "start": started, "end": ended, "seconds": ended - started,
         "lease_wait_s": started - queued,
         "epochs": settings.epochs, "resumed_from_epoch": result.resumed_from,
-        "best_epoch": result.best_epoch, "best_map_iou": result.best_score,
+        "best_epoch": result.best_epoch, "best_map_iou": result.best_score, "swa": settings.swa,
         "precision": result.precision.name, "precision_reason": result.precision.reason,
         "threads": torch.get_num_threads(), "allocator": allocator_in_use(),
         "allocator_reason": os.environ.get("SALTNET_ALLOCATOR_REASON"),

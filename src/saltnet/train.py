@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from .models import build_model, get_model_spec
 from .models.weights import load_state_dict_file
 from .precision import Precision, resolve_bf16
 from .settings import TrainSettings
+from .snapshots import average_weights, recompute_batchnorm, snapshot_files
 
 OWN_FILES = ("checkpoint.pth", "best.pth")  # what a fold writes in its work_dir
 SNAPSHOTS = "snapshots"  # work_dir's folder of the last epochs' weights (config key snapshots)
@@ -132,8 +134,8 @@ def train_fold(data: PackedData, folds: pd.DataFrame, fold: int, settings: Train
     cbs = [StopOnNonFiniteLoss(fold), ChannelsLast(), history, best,
            Checkpoint(work_dir / "checkpoint.pth", fingerprint, best, history, settings.checkpoint_minutes * 60),
            *extra_cbs]
-    if settings.snapshots:
-        cbs.append(Snapshots(work_dir / SNAPSHOTS, settings.snapshots))
+    if settings.snapshots or settings.swa > 1:
+        cbs.append(Snapshots(work_dir / SNAPSHOTS, max(settings.snapshots, settings.swa)))
     if precision.bf16:
         cbs.insert(0, Autocast(device.type))
     learn = build_learner(dls, model, settings.loss, settings.wd, cbs)
@@ -142,8 +144,30 @@ def train_fold(data: PackedData, folds: pd.DataFrame, fold: int, settings: Train
              settings.size, start_epoch, settings.epochs - 1)
     with learn.no_bar(), learn.no_logging():
         learn.fit_one_cycle(settings.epochs, settings.lr, wd=settings.wd, start_epoch=start_epoch)
+    if settings.swa > 1:  # the last epochs' weights averaged replace the best epoch's
+        _average_last_epochs(learn.model, work_dir / SNAPSHOTS, settings.swa, settings.epochs, data.images[train_idx],
+                             input_size, settings.batch_size, device, fold)
     state = {k: v.detach().cpu().contiguous() for k, v in learn.model.state_dict().items()}
     return TrainResult(state, pd.DataFrame(history.rows), best.best_epoch, float(best.best), start_epoch, precision)
+
+
+def _average_last_epochs(model, folder: Path, k: int, epochs: int, images: np.ndarray, input_size: int,
+                         batch_size: int, device: torch.device, fold: int) -> None:
+    """Config key swa: load the mean of the last k of `epochs` epochs' weights into `model` (all of them
+    when there are fewer), BatchNorm measured again on the fold's training images (saltnet.snapshots).
+    The snapshots are read from disk, so a resumed fold averages the same epochs."""
+    files = [folder / f"epoch{e}.pth" for e in range(max(1, epochs - k + 1), epochs + 1)]
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{folder}: snapshots {', '.join(missing)} missing for swa {k}: delete the fold's "
+                                f"checkpoint folder {folder.parent} to train the stage again")
+    if len(files) < k:
+        log.warning("fold %d: swa %d but only %d epoch(s): averaging all of them", fold, k, len(files))
+    started = time.perf_counter()
+    model.load_state_dict(average_weights([torch.load(f, map_location=device, weights_only=True) for f in files]))
+    recompute_batchnorm(model, images, input_size, batch_size, device)
+    log.info("fold %d: weights averaged over %s, BatchNorm measured again on %d images (%.1f s)", fold,
+             ", ".join(f.stem for f in files), len(images), time.perf_counter() - started)
 
 
 def _resume(learn, ckpt: dict) -> int:

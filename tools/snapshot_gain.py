@@ -1,0 +1,109 @@
+"""What a stage's last epochs buy as one model, on a finished run's out-of-fold images.
+
+    PYTHONPATH=src .venv/bin/python tools/snapshot_gain.py ../runs/cpu11/results --model resunet_scse_ds --size 128
+
+The run must have kept snapshots (config key `snapshots: K`). Re-predicts every fold's own images,
+with the flip as predict_fold does, by: the stage's final model (model.pth: what the run predicted
+with), the mean of the last k snapshots' probabilities (a snapshot ensemble: k predictions), and the
+mean of the last k snapshots' weights with BatchNorm measured again on the fold's training images
+(SWA, saltnet.snapshots: one prediction). Prints each variant's OOF competition score at threshold 0.5
+and after the post-processing search (as rule postprocess), and the seconds it took here. Run it on a
+quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from saltnet.dataset import load_packed
+from saltnet.models import build_model, get_model_spec
+from saltnet.models.weights import load_state_dict_file
+from saltnet.oof import load_oof
+from saltnet.postprocess import choose_postprocess
+from saltnet.predict import predict_probs
+from saltnet.snapshots import average_weights, recompute_batchnorm, snapshot_files
+from saltnet.train import fold_indices
+
+
+def _scores(probs: np.ndarray, truth: np.ndarray) -> dict:
+    """OOF score at threshold 0.5 and after the post-processing search, as rule postprocess reports them."""
+    chosen = choose_postprocess(probs, truth)
+    return {"raw": chosen["before"]["oof_map_iou"], "postprocessed": chosen["after"]["oof_map_iou"],
+            "setting": {k: chosen["after"][k] for k in ("threshold", "min_area", "min_peak")}}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("results", help="a run's results/ folder (packed/, {stage}/, checkpoints/, predict/fold*/oof.npz)")
+    parser.add_argument("--model", required=True, help="the run's config key model")
+    parser.add_argument("--size", type=int, default=128, help="the stage's size")
+    parser.add_argument("--stage", default="finetune", choices=["train", "finetune"])
+    parser.add_argument("--ensemble", type=int, nargs="*", default=[2, 3, 5], help="k of the snapshot ensembles")
+    parser.add_argument("--swa", type=int, nargs="*", default=[2, 3, 5], help="k of the weight averages")
+    parser.add_argument("--batch-size", type=int, default=16, help="the stage's training batch (BatchNorm)")
+    parser.add_argument("--out", help="also write the scores to this JSON file")
+    args = parser.parse_args(argv)
+    results = Path(args.results)
+    oof_files = {int(p.parent.name.removeprefix("fold")): p for p in sorted(results.glob("predict/fold*/oof.npz"))}
+    oof = load_oof(results / "packed/train.npz", oof_files, complete=True)
+    folds = sorted(oof_files)
+    input_size = get_model_spec(args.model).input_size(args.size, oof.images.shape[-1])
+    cpu = torch.device("cpu")
+    packed, table = load_packed(results / "packed/train.npz"), pd.read_parquet(results / "folds.parquet")
+
+    def predict(state: dict, fold: int, desc: str, batchnorm: bool = False) -> np.ndarray:
+        model = build_model(args.model, "none", args.size)
+        model.load_state_dict(state)
+        if batchnorm:  # the fold's training images in the order train_fold's swa measures them
+            recompute_batchnorm(model, packed.images[fold_indices(table, packed.ids, fold)[0]], input_size,
+                                args.batch_size)
+        return predict_probs(model, oof.images[oof.fold == fold], input_size, cpu, 64, tta=True, desc=desc)
+
+    variants: dict[str, list[np.ndarray]] = {}
+    seconds: dict[str, float] = {}
+
+    def timed(name: str, make) -> None:
+        started = time.time()
+        variants.setdefault(name, []).append(make())
+        seconds[name] = seconds.get(name, 0.0) + time.time() - started
+
+    for fold in folds:
+        files = snapshot_files(results / f"checkpoints/{args.stage}/fold{fold}/snapshots")
+        states = [load_state_dict_file(str(f)) for f in files]
+        if max(args.ensemble + args.swa) > len(states):
+            raise SystemExit(f"fold {fold}: {len(states)} snapshots kept, fewer than --ensemble/--swa ask")
+        timed("final", lambda: predict(load_state_dict_file(str(results / f"{args.stage}/fold{fold}/model.pth")),
+                                       fold, f"final fold {fold}"))
+        single = []  # each snapshot's probabilities, newest first
+        for i, state in enumerate(reversed(states)):
+            started = time.time()
+            single.append(predict(state, fold, f"{files[-1 - i].stem} fold {fold}"))
+            for k in [k for k in args.ensemble if k > i]:  # every ensemble that includes this snapshot
+                seconds[f"ensemble_{k}"] = seconds.get(f"ensemble_{k}", 0.0) + time.time() - started
+        for k in args.ensemble:
+            variants.setdefault(f"ensemble_{k}", []).append(np.mean(single[:k], axis=0))
+        for k in args.swa:
+            timed(f"swa_{k}", lambda: predict(average_weights(states[-k:]), fold, f"swa {k} fold {fold}",
+                                              batchnorm=True))
+        print(f"fold {fold}: snapshots {[f.stem for f in files]}", flush=True)
+    out = {}
+    for name, parts in variants.items():
+        out[name] = {**_scores(np.concatenate(parts).astype(np.float32), oof.truth),
+                     "seconds": round(seconds[name], 1)}
+        print(name, json.dumps(out[name]), flush=True)
+    out["run's own oof.npz"] = _scores(oof.probs.astype(np.float32), oof.truth)
+    print(json.dumps(out, indent=1))
+    if args.out:
+        Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+    return out
+
+
+if __name__ == "__main__":
+    main()
