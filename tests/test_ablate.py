@@ -22,6 +22,7 @@ def test_the_proxy_keeps_its_own_fold_layout_unless_a_variant_sets_one():
     assert "folds={n: 3, seed: 42}" in folds_3 and folds_3.count("folds=") == 1
     custom = " ".join(variant_command("recipe", [], parse_args(["--data-dir", "data", "--folds", "5"])))
     assert "folds={n: 5, seed: 42}" in custom
+    assert "finetune={epochs: 2, swa: 0}" in recipe  # its finetune keeps the best epoch, as first measured
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))

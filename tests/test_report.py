@@ -110,6 +110,16 @@ def test_training_figure_from_a_history(tmp_path):
     assert out.read_bytes().startswith(PNG) and out.stat().st_size > 20_000
 
 
+def test_a_weight_averaged_stage_says_so_in_its_title():
+    from saltnet.report.training import _stage_title
+
+    history = fake_history(7, 0)
+    run = {"size": 128, "epochs": 7, "device": "cpu", "precision": "fp32"}
+    assert "averaged" not in _stage_title(0, "finetune", run, history, 3)
+    assert _stage_title(0, "finetune", {**run, "swa": 3}, history, 3).endswith(
+        "; model: weights of epochs 5-7 averaged (swa)")
+
+
 def test_overview_draws_the_folds_that_exist_and_names_the_missing(tmp_path):
     """A run where fold 1 failed in fine-tuning and fold 2 never trained (--keep-going)."""
     write_fold_stage(tmp_path, "train", 0)

@@ -51,7 +51,10 @@ VARIANTS: dict[str, list[str]] = {
 def variant_command(name: str, overrides: list[str], args: argparse.Namespace) -> list[str]:
     """The snakemake command line of one variant, run in workdir/name up to fold 0's predictions."""
     folder = Path(args.workdir) / name
-    epochs = [f"train={{epochs: {args.train_epochs}}}", f"finetune={{epochs: {args.finetune_epochs}}}"]
+    # The proxy's finetune keeps its best epoch (swa 0), as when its scores were first measured: the
+    # preset's weight average of 3 epochs (measured on a full run, tools/snapshot_gain.py) does not fit
+    # a 2-epoch stage. A variant may set its own.
+    epochs = [f"train={{epochs: {args.train_epochs}}}", f"finetune={{epochs: {args.finetune_epochs}, swa: 0}}"]
     # One fold alone: all the cores for it (the preset's fold_threads: share would give it half).
     # The proxy's epochs are fixed: no time budget scales them (the preset has one).
     # The proxy's fold layout is its own (--folds, default 2), not the preset's, so that its scores stay

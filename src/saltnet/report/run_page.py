@@ -38,7 +38,7 @@ def read_benchmarks(paths: list[str | Path]) -> pd.DataFrame:
 def fold_runs(runs: dict[str, dict[int, str]]) -> pd.DataFrame:
     """One row per run.json that exists (runs: {stage: {fold: path}}): where and how each stage ran."""
     keys = ["size", "epochs", "best_epoch", "best_map_iou", "device", "precision", "precision_reason",
-            "allocator", "allocator_reason", "threads", "seconds", "resumed_from_epoch"]
+            "allocator", "allocator_reason", "threads", "seconds", "resumed_from_epoch", "swa"]
     rows = []
     for stage, by_fold in runs.items():
         for fold, path in sorted(by_fold.items()):

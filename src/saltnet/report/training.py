@@ -59,8 +59,10 @@ def _stage_title(fold: int, stage: str, run: dict, history: pd.DataFrame, best: 
     size = f", {run['size']} px" if run.get("size") else ""
     epochs = run.get("epochs") or len(history)
     device = f", {run['device']}, {run.get('precision', '?')}" if run.get("device") else ""
+    swa = run.get("swa") or 0
+    kept = (f"; model: weights of epochs {max(1, epochs - swa + 1)}-{epochs} averaged (swa)" if swa > 1 else "")
     return (f"fold {fold}, {stage}{size}: best epoch {one_based(best)}/{epochs}, "
-            f"map_iou {float(history['map_iou'].max()):.4f}{device}")
+            f"map_iou {float(history['map_iou'].max()):.4f}{device}{kept}")
 
 
 def training_figure(history: str | Path, run: str | Path, fold: int, stage: str, out: str | Path) -> None:
