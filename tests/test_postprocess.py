@@ -305,3 +305,18 @@ def test_misspelt_auto_is_caught_before_any_job(tmp_path):
     proc = run_snakemake(tmp_path, "-n", check=False)
     assert proc.returncode != 0 and "'atuo' does not match '^auto$'" in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_raw_and_postprocessed_scores_a_variant_as_rule_postprocess_reports_it():
+    """A small confident blob on an empty image costs it at threshold 0.5; the search removes it."""
+    from saltnet.postprocess import raw_and_postprocessed
+
+    masks = np.zeros((2, 101, 101), dtype=bool)
+    masks[1, 20:60, 20:60] = True
+    probs = np.zeros((2, 101, 101), dtype=np.float32)
+    probs[0, 5:7, 5:10] = 0.7  # 10 pixels on the empty image
+    probs[1][masks[1]] = 0.9
+    out = raw_and_postprocessed(probs, masks)
+    assert out["raw"] == pytest.approx(0.5) and out["postprocessed"] == pytest.approx(1.0)
+    assert set(out["setting"]) == {"threshold", "min_area", "min_peak"}
+    assert out["setting"]["min_area"] > 10 or out["setting"]["min_peak"] > 0.7

@@ -42,6 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, required=True, help="finetune epochs")
     parser.add_argument("--loss", help="finetune loss (default: the preset's)")
     parser.add_argument("--lr", type=float, help="finetune learning rate (default: the preset's)")
+    parser.add_argument("--swa", type=int, help="epochs whose weights are averaged (default: the preset's)")
     parser.add_argument("--workdir", default="finetune_proxy", help="checkpoints and results go here")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     return parser.parse_args(argv)
@@ -54,7 +55,8 @@ def settings(args: argparse.Namespace) -> TrainSettings:
     return TrainSettings(model=preset["model"], loss=args.loss or stage.get("loss", preset["loss"]),
                          size=stage["size"], epochs=args.epochs, batch_size=stage["batch_size"],
                          lr=args.lr or stage["lr"], wd=stage["wd"], seed=preset["folds"]["seed"], bf16=False,
-                         augment=preset["augment"], valid_fraction=preset["valid_fraction"], checkpoint_minutes=1e6)
+                         augment=preset["augment"], valid_fraction=preset["valid_fraction"], checkpoint_minutes=1e6,
+                         swa=stage.get("swa", 0) if args.swa is None else args.swa)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> dict:
     probs = predict_probs(model, data.images[valid_idx], input_size, torch.device("cpu"), 64, tta=True)
     truth = data.masks[valid_idx] > 0
     chosen = choose_postprocess(probs, truth)
-    out = {"run": str(args.run), "fold": args.fold, "settings": {k: getattr(stage, k) for k in ("loss", "lr", "epochs")},
+    out = {"run": str(args.run), "fold": args.fold, "settings": {k: getattr(stage, k) for k in ("loss", "lr", "epochs", "swa")},
            "raw": float(image_scores(probs.astype(np.float32) > 0.5, truth).mean()),
            "postprocessed": chosen["after"], "train_seconds": round(seconds, 1), "threads": args.threads,
            "history": trained.history.round(4).to_dict(orient="list")}

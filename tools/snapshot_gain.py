@@ -26,17 +26,10 @@ from saltnet.dataset import load_packed
 from saltnet.models import build_model, get_model_spec
 from saltnet.models.weights import load_state_dict_file
 from saltnet.oof import load_oof
-from saltnet.postprocess import choose_postprocess
+from saltnet.postprocess import raw_and_postprocessed
 from saltnet.predict import predict_probs
 from saltnet.snapshots import average_weights, recompute_batchnorm, snapshot_files
 from saltnet.train import fold_indices
-
-
-def _scores(probs: np.ndarray, truth: np.ndarray) -> dict:
-    """OOF score at threshold 0.5 and after the post-processing search, as rule postprocess reports them."""
-    chosen = choose_postprocess(probs, truth)
-    return {"raw": chosen["before"]["oof_map_iou"], "postprocessed": chosen["after"]["oof_map_iou"],
-            "setting": {k: chosen["after"][k] for k in ("threshold", "min_area", "min_peak")}}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -95,10 +88,10 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"fold {fold}: snapshots {[f.stem for f in files]}", flush=True)
     out = {}
     for name, parts in variants.items():
-        out[name] = {**_scores(np.concatenate(parts).astype(np.float32), oof.truth),
+        out[name] = {**raw_and_postprocessed(np.concatenate(parts).astype(np.float32), oof.truth),
                      "seconds": round(seconds[name], 1)}
         print(name, json.dumps(out[name]), flush=True)
-    out["run's own oof.npz"] = _scores(oof.probs.astype(np.float32), oof.truth)
+    out["run's own oof.npz"] = raw_and_postprocessed(oof.probs.astype(np.float32), oof.truth)
     print(json.dumps(out, indent=1))
     if args.out:
         Path(args.out).write_text(json.dumps(out, indent=1) + "\n")

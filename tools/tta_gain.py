@@ -22,7 +22,7 @@ import torch
 from saltnet.models import build_model, get_model_spec
 from saltnet.models.weights import load_state_dict_file
 from saltnet.oof import load_oof
-from saltnet.postprocess import choose_postprocess
+from saltnet.postprocess import raw_and_postprocessed
 from saltnet.predict import predict_probs
 
 # variant -> (stage whose model predicts, flip, shifts)
@@ -33,13 +33,6 @@ VARIANTS = {
     "finetune_flip_h16": ("finetune", True, [(0, 16), (0, -16)]),
     "train_flip": ("train", True, []),
 }
-
-
-def _scores(probs: np.ndarray, truth: np.ndarray) -> dict:
-    """OOF score at threshold 0.5 and after the post-processing search, as rule postprocess reports them."""
-    chosen = choose_postprocess(probs, truth)
-    return {"raw": chosen["before"]["oof_map_iou"], "postprocessed": chosen["after"]["oof_map_iou"],
-            "setting": {k: chosen["after"][k] for k in ("threshold", "min_area", "min_peak")}}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -65,14 +58,14 @@ def main(argv: list[str] | None = None) -> dict:
             parts.append(predict_probs(model, oof.images[oof.fold == fold], input_size, torch.device("cpu"),
                                        args.batch_size, tta=flip, shifts=shifts, desc=f"{name} fold {fold}"))
         probs[name] = np.concatenate(parts).astype(np.float32)
-        out[name] = {**_scores(probs[name], oof.truth), "seconds": round(time.time() - started, 1)}
+        out[name] = {**raw_and_postprocessed(probs[name], oof.truth), "seconds": round(time.time() - started, 1)}
         print(name, json.dumps(out[name]), flush=True)
     if "train_flip" in probs:  # the two stages' models averaged, with each finetune variant
         for name in [n for n in probs if n.startswith("finetune")]:
             mixed = f"{name}+train_flip"
-            out[mixed] = _scores((probs[name] + probs["train_flip"]) / 2, oof.truth)
+            out[mixed] = raw_and_postprocessed((probs[name] + probs["train_flip"]) / 2, oof.truth)
             print(mixed, json.dumps(out[mixed]), flush=True)
-    out["run's own oof.npz"] = _scores(oof.probs.astype(np.float32), oof.truth)
+    out["run's own oof.npz"] = raw_and_postprocessed(oof.probs.astype(np.float32), oof.truth)
     print(json.dumps(out, indent=1))
     return out
 

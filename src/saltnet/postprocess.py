@@ -27,7 +27,7 @@ import numpy as np
 
 from .metric import THRESHOLDS_PCT, image_scores
 
-__all__ = ["AUTO", "DEFAULT_THRESHOLDS", "DEFAULT_MIN_AREAS", "DEFAULT_MIN_PEAKS", "apply_postprocess", "apply_setting",
+__all__ = ["AUTO", "raw_and_postprocessed", "DEFAULT_THRESHOLDS", "DEFAULT_MIN_AREAS", "DEFAULT_MIN_PEAKS", "apply_postprocess", "apply_setting",
            "describe_setting", "score_grid",
            "search_postprocess", "choose_postprocess"]
 
@@ -223,3 +223,12 @@ def choose_postprocess(probs: np.ndarray, masks: np.ndarray, threshold: float | 
                   "oof_map_iou": found["score"]},
         "curve": found["curve"], "n_images": found["n_images"],
     }
+
+
+def raw_and_postprocessed(probs: np.ndarray, masks: np.ndarray) -> dict:
+    """A variant's OOF score as rule postprocess reports it -> {"raw" (threshold 0.5), "postprocessed"
+    (after the search), "setting" (the threshold, min_area and min_peak chosen)}; what the tools that
+    compare prediction variants on a finished run print (tools/tta_gain.py, tools/snapshot_gain.py)."""
+    chosen = choose_postprocess(probs, masks)
+    return {"raw": chosen["before"]["oof_map_iou"], "postprocessed": chosen["after"]["oof_map_iou"],
+            "setting": {k: chosen["after"][k] for k in ("threshold", "min_area", "min_peak")}}
