@@ -45,11 +45,11 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     results = Path(args.results)
     oof_files = {int(p.parent.name.removeprefix("fold")): p for p in sorted(results.glob("predict/fold*/oof.npz"))}
-    oof = load_oof(results / "packed/train.npz", oof_files, complete=True)
+    packed, table = load_packed(results / "packed/train.npz"), pd.read_parquet(results / "folds.parquet")
+    oof = load_oof(packed, oof_files, complete=True)
     folds = sorted(oof_files)
     input_size = get_model_spec(args.model).input_size(args.size, oof.images.shape[-1])
     cpu = torch.device("cpu")
-    packed, table = load_packed(results / "packed/train.npz"), pd.read_parquet(results / "folds.parquet")
 
     def predict(state: dict, fold: int, desc: str, batchnorm: bool = False) -> np.ndarray:
         model = build_model(args.model, "none", args.size)
@@ -74,14 +74,14 @@ def main(argv: list[str] | None = None) -> dict:
             raise SystemExit(f"fold {fold}: {len(states)} snapshots kept, fewer than --ensemble/--swa ask")
         timed("final", lambda: predict(load_state_dict_file(str(results / f"{args.stage}/fold{fold}/model.pth")),
                                        fold, f"final fold {fold}"))
-        single = []  # each snapshot's probabilities, newest first
-        for i, state in enumerate(reversed(states)):
+        single, took = [], []  # each snapshot's probabilities and prediction seconds, newest first
+        for file, state in zip(reversed(files), reversed(states)):
             started = time.time()
-            single.append(predict(state, fold, f"{files[-1 - i].stem} fold {fold}"))
-            for k in [k for k in args.ensemble if k > i]:  # every ensemble that includes this snapshot
-                seconds[f"ensemble_{k}"] = seconds.get(f"ensemble_{k}", 0.0) + time.time() - started
+            single.append(predict(state, fold, f"{file.stem} fold {fold}"))
+            took.append(time.time() - started)
         for k in args.ensemble:
             variants.setdefault(f"ensemble_{k}", []).append(np.mean(single[:k], axis=0))
+            seconds[f"ensemble_{k}"] = seconds.get(f"ensemble_{k}", 0.0) + sum(took[:k])
         for k in args.swa:
             timed(f"swa_{k}", lambda: predict(average_weights(states[-k:]), fold, f"swa {k} fold {fold}",
                                               batchnorm=True))

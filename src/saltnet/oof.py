@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import load_packed
+from .dataset import PackedData, load_packed
 
 __all__ = ["OofData", "load_oof"]
 
@@ -24,12 +24,13 @@ class OofData:
     truth: np.ndarray
 
 
-def load_oof(packed_train: str | Path, oof: dict[int, str | Path], complete: bool = False) -> OofData:
-    """Every fold's oof.npz ({fold: path}, in fold order) joined by id to its training image and mask.
+def load_oof(packed_train: str | Path | PackedData, oof: dict[int, str | Path], complete: bool = False) -> OofData:
+    """Every fold's oof.npz ({fold: path}, in fold order) joined by id to its training image and mask
+    (packed_train: results/packed/train.npz, or that file already loaded).
 
     complete: raise ValueError unless the folds predict every training image exactly once.
     """
-    train = load_packed(packed_train)
+    train = packed_train if isinstance(packed_train, PackedData) else load_packed(packed_train)
     index = {sample_id: i for i, sample_id in enumerate(train.ids)}
     ids, folds, probs = [], [], []
     for fold, path in sorted(oof.items()):

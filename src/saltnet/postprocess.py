@@ -27,9 +27,9 @@ import numpy as np
 
 from .metric import THRESHOLDS_PCT, image_scores
 
-__all__ = ["AUTO", "raw_and_postprocessed", "DEFAULT_THRESHOLDS", "DEFAULT_MIN_AREAS", "DEFAULT_MIN_PEAKS", "apply_postprocess", "apply_setting",
+__all__ = ["AUTO", "DEFAULT_THRESHOLDS", "DEFAULT_MIN_AREAS", "DEFAULT_MIN_PEAKS", "apply_postprocess", "apply_setting",
            "describe_setting", "score_grid",
-           "search_postprocess", "choose_postprocess"]
+           "search_postprocess", "choose_postprocess", "raw_and_postprocessed"]
 
 AUTO = "auto"  # config value: search the setting on the out-of-fold predictions
 DEFAULT_THRESHOLDS = np.arange(20, 81, 2) / 100  # 0.20, 0.22, ..., 0.80

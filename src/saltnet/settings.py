@@ -49,14 +49,13 @@ class TrainSettings:
         the run it came from (retraining stage 1 or repacking changed data starts the next stage clean)."""
         init = file_digest(init_weights) if init_weights else None
         settings = {k: v for k, v in dataclasses.asdict(self).items() if k not in _NOT_IN_FINGERPRINT}
-        if self.swa <= 1:  # no weight average: the same run as before the key existed
-            settings.pop("swa")
         blob = json.dumps({**settings, "fold": fold, "init": init, "data": data_digest}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-# When checkpoints are written and which epochs' weights are kept do not change what training does.
-_NOT_IN_FINGERPRINT = ("checkpoint_minutes", "snapshots")
+# When checkpoints are written, which epochs' weights are kept and whether the last ones are averaged
+# after the fit (from the kept files) do not change the fit that a checkpoint resumes.
+_NOT_IN_FINGERPRINT = ("checkpoint_minutes", "snapshots", "swa")
 FIELDS = tuple(f.name for f in dataclasses.fields(TrainSettings))
 
 

@@ -5,7 +5,7 @@ Config key `snapshots: K` keeps the weights of each stage's last K epochs
 Averaging the weights of the end of a run is stochastic weight averaging: Izmailov, Podoprikhin,
 Garipov, Vetrov, Wilson, "Averaging Weights Leads to Wider Optima and Better Generalization", UAI
 2018; the averaged net's BatchNorm statistics belong to none of the snapshots, so they are measured
-again on the training images (as torch.optim.swa_utils.update_bn does). The alternative, averaging
+again on the training images (torch.optim.swa_utils.update_bn). The alternative, averaging
 the snapshots' predictions (a snapshot ensemble: Huang et al., "Snapshot Ensembles: Train 1, get M
 for free", ICLR 2017; the 4th place, SeuTao/TGS-Salt-Identification, ensembled cyclic-LR snapshots),
 costs one prediction per snapshot. tools/snapshot_gain.py measures both on a run's out-of-fold images.
@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import update_bn
 
 from .data import prepare_images
 
@@ -46,24 +47,17 @@ def average_weights(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Te
                 if states[-1][k].is_floating_point() else states[-1][k].clone()) for k in keys}
 
 
-@torch.no_grad()
 def recompute_batchnorm(model: nn.Module, images: np.ndarray, input_size: int, batch_size: int = 16,
                         device: torch.device = torch.device("cpu")) -> nn.Module:
     """Reset every BatchNorm's running mean and variance and measure them again as exact averages over
     `images` ((N, H, W) uint8, the model's training images), in training mode, batches of batch_size
-    (the training batch: BatchNorm's batch statistics depend on it). Returns the model in eval mode."""
+    (the training batch: BatchNorm's batch statistics depend on it), with torch's update_bn.
+    Returns the model in eval mode."""
     if len(images) == 0:
         raise ValueError("recompute_batchnorm: no images")
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    momenta = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative moving average: every batch weighs the same
-    model.to(device).train()
     # whole batches, as training's drop_last (one short batch when there are fewer images)
-    for start in range(0, max(1, len(images) - batch_size + 1), batch_size):
-        batch = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])).to(device)
-        model(prepare_images(batch, input_size))
-    for m, momentum in zip(norms, momenta):
-        m.momentum = momentum
+    starts = range(0, max(1, len(images) - batch_size + 1), batch_size)
+    batches = (prepare_images(torch.from_numpy(np.ascontiguousarray(images[i:i + batch_size])).to(device), input_size)
+               for i in starts)
+    update_bn(batches, model.to(device))
     return model.eval()
