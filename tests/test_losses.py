@@ -58,6 +58,22 @@ def test_per_image_mean_and_symmetric_variant():
     assert symmetric_lovasz(logits, labels).item() == pytest.approx((np.mean(per_image) + np.mean(flipped)) / 2)
 
 
+@pytest.mark.parametrize("elu", [False, True])
+def test_symmetric_lovasz_with_one_sort_matches_two_hinges_in_value_and_gradient(elu):
+    """The one-sort symmetric loss is the mean of the hinge on (logits, y) and on (-logits, 1 - y),
+    gradients included, on maps the size of training's (no tied errors: continuous logits)."""
+    rng = np.random.default_rng(5)
+    labels = torch.tensor((rng.random((4, 1, 32, 32)) < 0.4).astype(np.float32))
+    labels[1] = 0  # an empty mask: the salt hinge is 0 there, the background one is not
+    logits = torch.tensor(rng.normal(size=(4, 1, 32, 32)).astype(np.float32), requires_grad=True)
+    ours = symmetric_lovasz(logits, labels, elu=elu)
+    (grad,) = torch.autograd.grad(ours, logits)
+    two = (lovasz_hinge(logits, labels, elu) + lovasz_hinge(-logits, 1.0 - labels, elu)) / 2
+    (grad_two,) = torch.autograd.grad(two, logits)
+    assert ours.item() == pytest.approx(two.item(), rel=1e-5)
+    assert torch.allclose(grad, grad_two, atol=1e-7) and grad.abs().sum() > 0
+
+
 def test_elu_variant_weights_errors_by_elu_plus_one_and_keeps_a_gradient_beyond_the_margin():
     """lovasz_hinge(elu=True) is the same Jaccard increments weighted by elu(e) + 1 instead of relu(e):
     equal where every error is >= 0 up to the +1 per increment (which sum to the image's Jaccard loss
