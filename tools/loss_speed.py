@@ -1,0 +1,93 @@
+"""What the training loss costs in a training step: bce_dice, symmetric Lovász as two hinges (its
+former form: two sorts per map) and symmetric Lovász with one sort (losses.symmetric_lovasz), side by
+side in one process, rounds interleaved so a machine that slows down slows every variant alike.
+
+    .venv/bin/python tools/loss_speed.py --model resunet_scse_ds --size 128 --batch-size 16
+
+Each round times `--steps` training steps (forward, loss with the deep-supervision wrapper, backward,
+Adam) per variant on the model, at 101 px inputs padded as in the pipeline, with targets of random
+discs (one image in three empty, as in the data); the medians over the rounds and their ratio to
+bce_dice are printed as JSON with the CPU's facts. Nothing else should run beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from saltnet.learner import ResizedTargetLoss, training_loss
+from saltnet.losses import get_loss, lovasz_hinge
+from saltnet.models.registry import build_model, get_model_spec
+from saltnet.precision import cpu_info
+
+
+def two_sort_symmetric_lovasz(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The reference: symmetric Lovász as the mean of two hinge calls, each with its own sort."""
+    return (lovasz_hinge(logits, target) + lovasz_hinge(-logits, 1.0 - target.float())) / 2
+
+
+def disc_targets(n: int, size: int, seed: int = 0) -> torch.Tensor:
+    """(n, 1, size, size) {0,1}: a random disc per image, every third image empty."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    masks = np.zeros((n, 1, size, size), np.float32)
+    for i in range(n):
+        if i % 3:
+            cy, cx, r = rng.uniform(0, size, 2).tolist() + [rng.uniform(size / 10, size / 2)]
+            masks[i, 0] = (yy - cy) ** 2 + (xx - cx) ** 2 < r * r
+    return torch.from_numpy(masks)
+
+
+def step_fn(model: torch.nn.Module, loss_fn, x: torch.Tensor, target: torch.Tensor):
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-5)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn(model(x), target).backward()
+        optimizer.step()
+    return step
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="resunet_scse_ds")
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--steps", type=int, default=5, help="timed steps per variant per round")
+    p.add_argument("--rounds", type=int, default=5)
+    args = p.parse_args(argv)
+    torch.manual_seed(0)
+    model = build_model(args.model, "none", args.size).train()
+    input_size = get_model_spec(args.model).input_size(args.size, 101)
+    x = torch.randn(args.batch_size, 3, input_size, input_size)
+    target = disc_targets(args.batch_size, 101)
+    classify = training_loss("bce", model).classify
+    variants = {"bce_dice": ResizedTargetLoss(get_loss("bce_dice"), classify=classify),
+                "symmetric_lovasz_two_sorts": ResizedTargetLoss(two_sort_symmetric_lovasz, classify=classify),
+                "symmetric_lovasz_one_sort": ResizedTargetLoss(get_loss("symmetric_lovasz"), classify=classify)}
+    steps = {name: step_fn(model, fn, x, target) for name, fn in variants.items()}
+    for step in steps.values():
+        step()  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(args.rounds):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            for _ in range(args.steps):
+                step()
+            times[name].append((time.perf_counter() - start) / args.steps)
+    median = {name: statistics.median(t) for name, t in times.items()}
+    out = {"machine": dict(cpu_info(), threads=torch.get_num_threads()), "model": args.model, "size": args.size,
+           "batch_size": args.batch_size, "step_seconds": {k: round(v, 4) for k, v in median.items()},
+           "ratio_to_bce_dice": {k: round(v / median["bce_dice"], 3) for k, v in median.items()},
+           "one_sort_speedup": round(median["symmetric_lovasz_two_sorts"] / median["symmetric_lovasz_one_sort"], 3)}
+    print(json.dumps(out, indent=1))
+    return out
+
+
+if __name__ == "__main__":
+    main()
