@@ -4,8 +4,8 @@ side in one process, rounds interleaved so a machine that slows down slows every
 
     .venv/bin/python tools/loss_speed.py --model resunet_scse_ds --size 128 --batch-size 16
 
-Each round times `--steps` training steps (forward, loss with the deep-supervision wrapper, backward,
-Adam) per variant on the model, at 101 px inputs padded as in the pipeline, with targets of random
+Each round times `--steps` training steps (saltnet.bench.train_step: forward, loss with the
+deep-supervision wrapper, backward, Adam) per variant on the model, at 101 px inputs padded as in the pipeline, with targets of random
 discs (one image in three empty, as in the data); the medians over the rounds and their ratio to
 bce_dice are printed as JSON with the CPU's facts. Nothing else should run beside it.
 """
@@ -20,8 +20,8 @@ import time
 import numpy as np
 import torch
 
-from saltnet.learner import ResizedTargetLoss, training_loss
-from saltnet.losses import get_loss, lovasz_hinge
+from saltnet.bench import train_step
+from saltnet.losses import lovasz_hinge
 from saltnet.models.registry import build_model, get_model_spec
 from saltnet.precision import cpu_info
 
@@ -43,16 +43,6 @@ def disc_targets(n: int, size: int, seed: int = 0) -> torch.Tensor:
     return torch.from_numpy(masks)
 
 
-def step_fn(model: torch.nn.Module, loss_fn, x: torch.Tensor, target: torch.Tensor):
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-5)
-
-    def step():
-        optimizer.zero_grad(set_to_none=True)
-        loss_fn(model(x), target).backward()
-        optimizer.step()
-    return step
-
-
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="resunet_scse_ds")
@@ -66,11 +56,9 @@ def main(argv: list[str] | None = None) -> dict:
     input_size = get_model_spec(args.model).input_size(args.size, 101)
     x = torch.randn(args.batch_size, 3, input_size, input_size)
     target = disc_targets(args.batch_size, 101)
-    classify = training_loss("bce", model).classify
-    variants = {"bce_dice": ResizedTargetLoss(get_loss("bce_dice"), classify=classify),
-                "symmetric_lovasz_two_sorts": ResizedTargetLoss(two_sort_symmetric_lovasz, classify=classify),
-                "symmetric_lovasz_one_sort": ResizedTargetLoss(get_loss("symmetric_lovasz"), classify=classify)}
-    steps = {name: step_fn(model, fn, x, target) for name, fn in variants.items()}
+    variants = {"bce_dice": "bce_dice", "symmetric_lovasz_two_sorts": two_sort_symmetric_lovasz,
+                "symmetric_lovasz_one_sort": "symmetric_lovasz"}
+    steps = {name: train_step(model, x, target, bf16=False, loss=loss) for name, loss in variants.items()}
     for step in steps.values():
         step()  # warm-up
     times: dict[str, list[float]] = {name: [] for name in steps}

@@ -93,7 +93,7 @@ def time_steps(step: Callable[[], None], sync: Callable[[], None], min_steps: in
 
 
 def train_step(model: nn.Module, x: torch.Tensor, target: torch.Tensor, bf16: bool,
-               loss: str = "symmetric_lovasz") -> Callable[[], None]:
+               loss: str | Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = "symmetric_lovasz") -> Callable[[], None]:
     """x: (N, 3, S, S) float; target: (N, 1, S', S') in {0,1} -> one forward+loss+backward+Adam step
     (with the training loss wrapper: a deep-supervised model's auxiliary outputs cost what they cost)."""
     loss_fn = training_loss(loss, model)

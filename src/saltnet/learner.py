@@ -87,10 +87,12 @@ class CompetitionMetric(Metric):
         return "map_iou"
 
 
-def training_loss(loss: str, model: torch.nn.Module) -> ResizedTargetLoss:
-    """The registered loss `loss`, wrapped for `model`'s training outputs (see ResizedTargetLoss)."""
+def training_loss(loss: str | Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                  model: torch.nn.Module) -> ResizedTargetLoss:
+    """The registered loss `loss` (or a loss function), wrapped for `model`'s training outputs
+    (see ResizedTargetLoss)."""
     classify = any(getattr(module, "classifies", False) for module in model.modules())
-    return ResizedTargetLoss(get_loss(loss), classify=classify)
+    return ResizedTargetLoss(get_loss(loss) if isinstance(loss, str) else loss, classify=classify)
 
 
 def build_learner(dls, model: torch.nn.Module, loss: str, wd: float, cbs: list) -> Learner:
