@@ -59,7 +59,8 @@ MODELS: dict[str, ModelSpec] = {
     # The small residual U-Net from random init (models/resunet.py), 101 px reflect-padded to `size`;
     # _ds: deep supervision in training; _cls: the empty-mask classifier fused into the last
     # convolution; _resized: fed resized images instead (ablations); _wide: widths from 24, not 16
-    # (2.25x the FLOPs and parameters: for machines that have the time); _narrow: widths from 12 (0.56x);
+    # (2.25x the FLOPs and parameters: for machines that have the time); _narrow: widths from 12 (0.56x the
+    # FLOPs, not much faster on 2 CPU cores: README "Measured");
     # _hc: the decoder levels fused into a hypercolumn before the last step.
     **dict([_resunet("resunet_scse", pad=True, deep_supervision=False),
             _resunet("resunet_scse_ds", pad=True, deep_supervision=True),
