@@ -17,23 +17,15 @@ from pathlib import Path
 import numpy as np
 
 from saltnet.metric import image_scores
-from saltnet.oof import load_oof
+from saltnet.oof import OofData, load_oof, run_oof_files
 from saltnet.postprocess import raw_and_postprocessed
 
 
-def fold_files(results: Path) -> dict[int, Path]:
-    """results/predict/fold{k}/oof.npz -> {k: path}."""
-    return {int(p.parent.name.removeprefix("fold")): p for p in sorted(results.glob("predict/fold*/oof.npz"))}
-
-
-def scores(results: Path, folds: list[int]) -> dict:
+def scores(oof: OofData, folds: list[int]) -> dict:
     """One run's scores on `folds`: raw, post-processed, the setting chosen, and raw per fold."""
-    files = fold_files(results)
-    oof = load_oof(results / "packed/train.npz", {k: files[k] for k in folds})
     out = raw_and_postprocessed(oof.probs, oof.truth)
     hits = image_scores(oof.probs.astype(np.float32) > 0.5, oof.truth)
     out["per_fold_raw"] = {k: float(hits[oof.fold == k].mean()) for k in folds}
-    out["n_images"] = len(oof.ids)
     return out
 
 
@@ -41,16 +33,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs=2, type=Path, help="two runs' results/ folders (packed/, predict/fold*/oof.npz)")
     args = parser.parse_args(argv)
-    common = sorted(set(fold_files(args.runs[0])) & set(fold_files(args.runs[1])))
+    files = [run_oof_files(r) for r in args.runs]
+    common = sorted(set(files[0]) & set(files[1]))
     if not common:
         raise SystemExit(f"{args.runs[0]} and {args.runs[1]}: no fold predicted by both (predict/fold*/oof.npz)")
+    oofs = [load_oof(r / "packed/train.npz", {k: f[k] for k in common}) for r, f in zip(args.runs, files)]
     for k in common:
-        ids = [np.sort(load_oof(r / "packed/train.npz", {k: fold_files(r)[k]}).ids) for r in args.runs]
-        if not np.array_equal(*ids):
+        if not np.array_equal(*(np.sort(oof.ids[oof.fold == k]) for oof in oofs)):
             raise SystemExit(f"fold {k} holds other images in the two runs: their `folds` configs differ")
-    out = {"folds": common, **{str(r): scores(r, common) for r in args.runs}}
-    out["n_images"] = out[str(args.runs[0])].pop("n_images")
-    out[str(args.runs[1])].pop("n_images")
+    out = {"folds": common, "n_images": len(oofs[0].ids),
+           **{str(r): scores(oof, common) for r, oof in zip(args.runs, oofs)}}
     print(json.dumps(out, indent=2))
     return out
 

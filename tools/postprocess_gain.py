@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from saltnet.metric import image_scores
-from saltnet.oof import load_oof
+from saltnet.oof import load_oof, run_oof_files
 from saltnet.postprocess import apply_setting, choose_postprocess
 
 
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results", help="a run's results/ folder (packed/train.npz, predict/fold*/oof.npz)")
     results = Path(parser.parse_args(argv).results)
-    oof_files = {int(p.parent.name.removeprefix("fold")): str(p) for p in sorted(results.glob("predict/fold*/oof.npz"))}
+    oof_files = run_oof_files(results)
     oof = load_oof(results / "packed/train.npz", oof_files, complete=True)
     out = {"all": {"raw": float(image_scores(oof.probs.astype(np.float32) > 0.5, oof.truth).mean()),
                    "threshold_min_area": choose_postprocess(oof.probs, oof.truth, min_peak=0)["after"],

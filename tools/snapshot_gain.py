@@ -25,7 +25,7 @@ import torch
 from saltnet.dataset import load_packed
 from saltnet.models import build_model, get_model_spec
 from saltnet.models.weights import load_state_dict_file
-from saltnet.oof import load_oof
+from saltnet.oof import load_oof, run_oof_files
 from saltnet.postprocess import raw_and_postprocessed
 from saltnet.predict import predict_probs
 from saltnet.snapshots import average_weights, recompute_batchnorm, snapshot_files
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", help="also write the scores to this JSON file")
     args = parser.parse_args(argv)
     results = Path(args.results)
-    oof_files = {int(p.parent.name.removeprefix("fold")): p for p in sorted(results.glob("predict/fold*/oof.npz"))}
+    oof_files = run_oof_files(results)
     packed, table = load_packed(results / "packed/train.npz"), pd.read_parquet(results / "folds.parquet")
     oof = load_oof(packed, oof_files, complete=True)
     folds = sorted(oof_files)

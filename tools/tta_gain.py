@@ -21,7 +21,7 @@ import torch
 
 from saltnet.models import build_model, get_model_spec
 from saltnet.models.weights import load_state_dict_file
-from saltnet.oof import load_oof
+from saltnet.oof import load_oof, run_oof_files
 from saltnet.postprocess import raw_and_postprocessed
 from saltnet.predict import predict_probs
 
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args(argv)
     results = Path(args.results)
-    oof_files = {int(p.parent.name.removeprefix("fold")): p for p in sorted(results.glob("predict/fold*/oof.npz"))}
+    oof_files = run_oof_files(results)
     oof = load_oof(results / "packed/train.npz", oof_files, complete=True)  # fold by fold, as below
     folds = sorted(oof_files)
     input_size = get_model_spec(args.model).input_size(args.size, oof.images.shape[-1])

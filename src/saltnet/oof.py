@@ -10,7 +10,7 @@ import numpy as np
 
 from .dataset import PackedData, load_packed
 
-__all__ = ["OofData", "load_oof"]
+__all__ = ["OofData", "load_oof", "run_oof_files"]
 
 
 @dataclass
@@ -44,3 +44,8 @@ def load_oof(packed_train: str | Path | PackedData, oof: dict[int, str | Path], 
     rows = np.array([index[i] for i in ids], dtype=np.int64)
     return OofData(ids, np.concatenate(folds), train.images[rows], np.concatenate(probs),
                    train.masks[rows].astype(bool))
+
+
+def run_oof_files(results: str | Path) -> dict[int, Path]:
+    """A finished run's results/ folder -> {fold: results/predict/fold{fold}/oof.npz} for the folds it predicted."""
+    return {int(p.parent.name.removeprefix("fold")): p for p in sorted(Path(results).glob("predict/fold*/oof.npz"))}
