@@ -131,3 +131,28 @@ def test_hypercolumn_fuses_every_decoder_level_at_half_resolution():
     upsampled = [F.interpolate(d, size=(64, 64), mode="bilinear", align_corners=False) for d in decoded]
     assert torch.equal(column, torch.cat(upsampled, 1))
     assert build_model("resunet_scse_ds", "none", 128).net.fuse is None
+
+
+def test_coordinate_channels_replace_the_gray_copies_before_the_stem():
+    """resunet_scse_ds_coord: the stem sees the gray image, each row's height in the padded frame (-1 at
+    the top, 1 at the bottom, the same in every column) and their product, not three gray copies."""
+    model = build_model("resunet_scse_ds_coord", "none", 128).eval()
+    seen = []
+    model.net.stem.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    x = torch.randn(2, 3, 101, 101)
+    with torch.no_grad():
+        assert model(x).shape == (2, 1, 101, 101)
+    (stem_input,) = seen
+    assert stem_input.shape == (2, 3, 128, 128)
+    padded = torch.nn.functional.pad(x[:, :1], (13, 14, 13, 14), mode="reflect")
+    assert torch.equal(stem_input[:, :1], padded)
+    rows = stem_input[0, 1]
+    assert torch.equal(rows, rows[:, :1].expand(-1, 128)) and rows[0, 0] == -1 and rows[-1, 0] == 1
+    assert torch.all(rows[1:, 0] > rows[:-1, 0])
+    assert torch.allclose(stem_input[:, 2], stem_input[:, 0] * stem_input[:, 1])
+    plain = []
+    net = build_model("resunet_scse_ds", "none", 128).eval()
+    net.net.stem.register_forward_hook(lambda module, args, out: plain.append(args[0]))
+    with torch.no_grad():
+        net(x)
+    assert torch.equal(plain[0][:, 1:2], torch.nn.functional.pad(x[:, 1:2], (13, 14, 13, 14), mode="reflect"))

@@ -36,6 +36,7 @@ class TrainSettings:
     compile: bool = False  # torch.compile the model for training
     snapshots: int = 0  # keep the weights of the last this many epochs (work_dir/snapshots/epoch{e}.pth)
     swa: int = 0  # > 1: the stage's model is the mean of its last swa epochs' weights (BatchNorm measured again)
+    exclude: tuple[str, ...] | list[str] = ()  # filters of saltnet.cleaning: training images left out (still scored)
 
     @property
     def augment_settings(self):
@@ -48,7 +49,8 @@ class TrainSettings:
         """Settings, fold, the *content* of the starting weights and of the data: a checkpoint resumes only
         the run it came from (retraining stage 1 or repacking changed data starts the next stage clean)."""
         init = file_digest(init_weights) if init_weights else None
-        settings = {k: v for k, v in dataclasses.asdict(self).items() if k not in _NOT_IN_FINGERPRINT}
+        settings = {k: v for k, v in dataclasses.asdict(self).items() if k not in _NOT_IN_FINGERPRINT
+                    and not (k in _HASHED_UNLESS_EMPTY and not v)}
         blob = json.dumps({**settings, "fold": fold, "init": init, "data": data_digest}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -56,6 +58,8 @@ class TrainSettings:
 # When checkpoints are written, which epochs' weights are kept and whether the last ones are averaged
 # after the fit (from the kept files) do not change the fit that a checkpoint resumes.
 _NOT_IN_FINGERPRINT = ("checkpoint_minutes", "snapshots", "swa")
+# Fields added after runs existed: hashed only when set, so a checkpoint written before them still resumes.
+_HASHED_UNLESS_EMPTY = ("exclude",)
 FIELDS = tuple(f.name for f in dataclasses.fields(TrainSettings))
 
 

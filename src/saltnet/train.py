@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .cleaning import excluded
 from .callbacks import (Autocast, BestModel, ChannelsLast, Checkpoint, EpochHistory, Snapshots, StopOnNonFiniteLoss,
                         set_rng_state)
 from .data import make_dataloaders
@@ -118,6 +119,11 @@ def train_fold(data: PackedData, folds: pd.DataFrame, fold: int, settings: Train
     seed_everything(settings.seed + fold, determinism.on)
 
     train_idx, valid_idx = fold_indices(folds, data.ids, fold)
+    if settings.exclude:  # left out of training only: still scored with the fold (saltnet.cleaning)
+        dropped = excluded(data.masks[train_idx], settings.exclude)
+        log.info("fold %d: %d training images left out (exclude: %s)", fold, int(dropped.sum()),
+                 ", ".join(settings.exclude))
+        train_idx = train_idx[~dropped]
     valid_idx = valid_subset(valid_idx, settings.valid_fraction, settings.seed + fold)
     input_size = get_model_spec(settings.model).input_size(settings.size, data.images.shape[-1])
     dls = make_dataloaders(data.images, data.masks, train_idx, valid_idx, input_size, settings.batch_size, device,

@@ -43,13 +43,13 @@ def _hypercolumn(**kwargs) -> nn.Module:
 
 
 def _resunet(name: str, pad: bool, deep_supervision: bool, classify: bool = False,
-             width: int = 16, hypercolumn: bool = False) -> tuple[str, ModelSpec]:
+             width: int = 16, hypercolumn: bool = False, coord: bool = False) -> tuple[str, ModelSpec]:
     """Registry entry of the resunet_scse family; a padding model takes the native images (native_input)."""
     def build(**kwargs) -> nn.Module:
         from .resunet import build_resunet
 
         return build_resunet(name, pad=pad, deep_supervision=deep_supervision, classify=classify, width=width,
-                             hypercolumn=hypercolumn, **kwargs)
+                             hypercolumn=hypercolumn, coord=coord, **kwargs)
     return name, ModelSpec(build, encoder=None, native_input=pad)
 
 
@@ -61,13 +61,15 @@ MODELS: dict[str, ModelSpec] = {
     # convolution; _resized: fed resized images instead (ablations); _wide: widths from 24, not 16
     # (2.25x the FLOPs and parameters: for machines that have the time); _narrow: widths from 12 (0.56x the
     # FLOPs, not much faster on 2 CPU cores: README "Measured");
-    # _hc: the decoder levels fused into a hypercolumn before the last step.
+    # _hc: the decoder levels fused into a hypercolumn before the last step; _coord: coordinate channels
+    # (gray, row height, their product) instead of three gray copies.
     **dict([_resunet("resunet_scse", pad=True, deep_supervision=False),
             _resunet("resunet_scse_ds", pad=True, deep_supervision=True),
             _resunet("resunet_scse_ds_wide", pad=True, deep_supervision=True, width=24),
             _resunet("resunet_scse_ds_narrow", pad=True, deep_supervision=True, width=12),
             _resunet("resunet_scse_ds_cls", pad=True, deep_supervision=True, classify=True),
             _resunet("resunet_scse_ds_hc", pad=True, deep_supervision=True, hypercolumn=True),
+            _resunet("resunet_scse_ds_coord", pad=True, deep_supervision=True, coord=True),
             _resunet("resunet_scse_resized", pad=False, deep_supervision=False),
             _resunet("resunet_scse_ds_resized", pad=False, deep_supervision=True)]),
 }

@@ -17,6 +17,10 @@ Ideas taken from TGS top solutions, the code is ours:
   place, SeuTao/TGS-Salt-Identification: a 64-channel projection of the pooled encoder output feeds
   both a salt/no-salt classifier, weight 0.05, and the final logits; the 1st place also classified
   empty masks). 38% of the training masks are empty, and any predicted pixel on one scores 0;
+- coordinate channels (optional): the gray image, each row's height in the frame and their product
+  instead of three copies of the gray image (CoordConv: Liu et al., "An intriguing failing of
+  convolutional neural networks and the CoordConv solution", NeurIPS 2018; the TGS kernels' "depth
+  channels" fed the same ramp and image x ramp), since salt lies below sediment;
 BatchNorm follows every convolution. The widths double per level from `width` (16 by default:
 about 2.2 M parameters, ~9 MB of fp32 weights).
 """
@@ -27,7 +31,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ResUNet", "FitToSize", "build_resunet"]
+__all__ = ["ResUNet", "FitToSize", "build_resunet", "coord_channels"]
+
+
+def coord_channels(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) normalised image (gray copies) -> (N, 3, H, W): the image's first channel, each
+    row's height in the frame (-1 at the top, 1 at the bottom) and their product."""
+    image = x[:, :1]
+    rows = torch.linspace(-1.0, 1.0, x.shape[-2], device=x.device, dtype=x.dtype)[None, None, :, None]
+    rows = rows.expand_as(image)
+    return torch.cat([image, rows, image * rows], 1)
 
 
 def resize(x: torch.Tensor, size) -> torch.Tensor:
@@ -91,6 +104,9 @@ class ResUNet(nn.Module):
     concatenated, are fused by a 1x1 conv-BN-ReLU into what the last step upsamples (instead of the
     S/2 decoder's output alone), so the coarse levels reach the final logits directly.
 
+    With `coord`, the input's three gray copies are replaced by `coord_channels` (gray, row height,
+    gray x height) before the stem.
+
     A light full-resolution stem (width/2 channels) and a stride-2 convolution, then five residual
     levels at S/2 ... S/32 and four decoders back to S/2; the last step upsamples to S and refines
     with the full-resolution stem features (one 3x3 conv), so boundaries are drawn at full resolution
@@ -98,8 +114,9 @@ class ResUNet(nn.Module):
     """
 
     def __init__(self, in_channels: int = 3, width: int = 16, deep_supervision: bool = False,
-                 classify: bool = False, hypercolumn: bool = False):
+                 classify: bool = False, hypercolumn: bool = False, coord: bool = False):
         super().__init__()
+        self.coord = coord
         widths = [width * 2**i for i in range(5)]  # 16, 32, 64, 128, 256
         fine = width // 2
         context = width if classify else 0
@@ -121,7 +138,7 @@ class ResUNet(nn.Module):
             self.classifier = nn.Linear(context, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        full = self.stem(x)
+        full = self.stem(coord_channels(x) if self.coord else x)
         x = self.down(full)
         skips = []
         for i, encoder in enumerate(self.encoders):
@@ -169,15 +186,17 @@ class FitToSize(nn.Module):
 
 
 def build_resunet(name: str, encoder_weights: str = "none", size: int = 128, width: int = 16, pad: bool = True,
-                  deep_supervision: bool = False, classify: bool = False, hypercolumn: bool = False) -> nn.Module:
+                  deep_supervision: bool = False, classify: bool = False, hypercolumn: bool = False,
+                  coord: bool = False) -> nn.Module:
     """Registry builder of the resunet_scse family, random init only (encoder_weights must be 'none').
 
     pad: take the native 101 px images and reflect-pad them to `size` (FitToSize); else the network
     alone, fed images resized to `size` (the usual Kaggle way, to measure padding against it).
     deep_supervision: auxiliary decoder logits in training; classify: the empty-mask classifier;
-    hypercolumn: the decoder levels fused before the last step (see ResUNet).
+    hypercolumn: the decoder levels fused before the last step; coord: coordinate channels (see ResUNet).
     """
     if encoder_weights != "none":
         raise ValueError(f"model {name} trains from random init; set encoder_weights: none (got {encoder_weights!r})")
-    net = ResUNet(width=width, deep_supervision=deep_supervision, classify=classify, hypercolumn=hypercolumn)
+    net = ResUNet(width=width, deep_supervision=deep_supervision, classify=classify, hypercolumn=hypercolumn,
+                  coord=coord)
     return FitToSize(net, size) if pad else net
