@@ -71,3 +71,19 @@ def test_the_history_keeps_the_main_outputs_training_loss_apart(tmp_path):
     main = rows["resunet_scse_ds"]["train_main_loss"].to_numpy()
     assert len(main) == 2 and np.isfinite(main).all() and (main > 0).all()
     assert "train_main_loss" not in rows["resunet_scse"]
+
+
+def test_the_config_weight_of_the_auxiliary_levels_reaches_the_loss():
+    """Config `aux_weight` (TrainSettings) -> build_learner -> the loss: null keeps AUX_WEIGHT."""
+    from saltnet.learner import training_loss
+
+    torch.manual_seed(0)
+    model = build_model("resunet_scse_ds", "none", 64)
+    target = torch.zeros(2, 1, 16, 16)
+    target[:, :, 4:12, 4:12] = 1
+    main, aux = torch.randn(2, 1, 16, 16), torch.randn(2, 4, 16, 16)
+    fn = get_loss("bce_dice")
+    aux_sum = sum(fn(aux[:, i : i + 1], target) for i in range(4))
+    for weight, expected_weight in [(None, AUX_WEIGHT), (0.3, 0.3), (0.0, 0.0)]:
+        value = training_loss("bce_dice", model, weight)(torch.cat([main, aux], 1), target)
+        assert torch.allclose(value, fn(main, target) + expected_weight * aux_sum)

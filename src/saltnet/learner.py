@@ -88,14 +88,16 @@ class CompetitionMetric(Metric):
 
 
 def training_loss(loss: str | Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                  model: torch.nn.Module) -> ResizedTargetLoss:
+                  model: torch.nn.Module, aux_weight: float | None = None) -> ResizedTargetLoss:
     """The registered loss `loss` (or a loss function), wrapped for `model`'s training outputs
-    (see ResizedTargetLoss)."""
+    (see ResizedTargetLoss); aux_weight: each deep-supervision level's weight (None: AUX_WEIGHT)."""
     classify = any(getattr(module, "classifies", False) for module in model.modules())
-    return ResizedTargetLoss(get_loss(loss) if isinstance(loss, str) else loss, classify=classify)
+    return ResizedTargetLoss(get_loss(loss) if isinstance(loss, str) else loss, classify=classify,
+                             aux_weight=AUX_WEIGHT if aux_weight is None else aux_weight)
 
 
-def build_learner(dls, model: torch.nn.Module, loss: str, wd: float, cbs: list) -> Learner:
+def build_learner(dls, model: torch.nn.Module, loss: str, wd: float, cbs: list,
+                  aux_weight: float | None = None) -> Learner:
     """A Learner with fastai's default Adam (decoupled weight decay), as in the blog."""
-    return Learner(dls, model, loss_func=training_loss(loss, model), metrics=[CompetitionMetric()],
+    return Learner(dls, model, loss_func=training_loss(loss, model, aux_weight), metrics=[CompetitionMetric()],
                    wd=wd, cbs=cbs)

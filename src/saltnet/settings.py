@@ -37,6 +37,7 @@ class TrainSettings:
     snapshots: int = 0  # keep the weights of the last this many epochs (work_dir/snapshots/epoch{e}.pth)
     swa: int = 0  # > 1: the stage's model is the mean of its last swa epochs' weights (BatchNorm measured again)
     exclude: tuple[str, ...] | list[str] = ()  # filters of saltnet.cleaning: training images left out (still scored)
+    aux_weight: float | None = None  # each deep-supervision level's loss weight; None: learner.AUX_WEIGHT
 
     @property
     def augment_settings(self):
@@ -50,7 +51,7 @@ class TrainSettings:
         the run it came from (retraining stage 1 or repacking changed data starts the next stage clean)."""
         init = file_digest(init_weights) if init_weights else None
         settings = {k: v for k, v in dataclasses.asdict(self).items() if k not in _NOT_IN_FINGERPRINT
-                    and not (k in _HASHED_UNLESS_EMPTY and not v)}
+                    and not (k in _HASHED_UNLESS_EMPTY and v in ((), [], None))}
         blob = json.dumps({**settings, "fold": fold, "init": init, "data": data_digest}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -58,8 +59,8 @@ class TrainSettings:
 # When checkpoints are written, which epochs' weights are kept and whether the last ones are averaged
 # after the fit (from the kept files) do not change the fit that a checkpoint resumes.
 _NOT_IN_FINGERPRINT = ("checkpoint_minutes", "snapshots", "swa")
-# Fields added after runs existed: hashed only when set, so a checkpoint written before them still resumes.
-_HASHED_UNLESS_EMPTY = ("exclude",)
+# Fields added after runs existed: hashed only when set (an aux_weight of 0 is hashed), so a checkpoint written before them still resumes.
+_HASHED_UNLESS_EMPTY = ("exclude", "aux_weight")
 FIELDS = tuple(f.name for f in dataclasses.fields(TrainSettings))
 
 
