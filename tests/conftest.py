@@ -40,6 +40,16 @@ TINY_CONFIG = {
 DAG_TARGETS = ("results/submission.csv", "results/cv_score.json")
 
 
+def load_tool(name: str):
+    """The module of tools/<name>.py (the tools are scripts, not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def write_config(workdir: Path, **overrides) -> Path:
     """Write TINY_CONFIG updated with `overrides` (top-level keys) to workdir/config.yaml."""
     config = {**TINY_CONFIG, **overrides}

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import load_tool
 from saltnet.atomic import write_npz
-
-TOOL = Path(__file__).resolve().parents[1] / "tools/compare_runs.py"
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("compare_runs", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("compare_runs")
 
 
 def _run(root: Path, masks: np.ndarray, folds: dict[int, list[int]], probs) -> Path:

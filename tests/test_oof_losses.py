@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 
+from conftest import load_tool
 from saltnet.atomic import write_npz
-
-TOOL = Path(__file__).resolve().parents[1] / "tools/oof_losses.py"
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("oof_losses", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("oof_losses")
 
 
 def test_points_lost_add_up_and_the_bands_and_misses_are_counted(tmp_path):
