@@ -9,6 +9,8 @@ searched on the images scored, as rule postprocess would. Per group of images: h
 score, the points of the overall score they lose ((1 - score) summed over the group / all images) and
 how many were predicted empty. Then the images by their peak probability: how many empty and how
 many with salt fall in each band, so one sees whether any gate could separate them. Prints JSON.
+The run's report draws the coarser classes (empty, up to 10%, up to 50%, larger: saltnet.report
+scores_by_coverage); the bands here split the small masks, where most points go.
 """
 
 from __future__ import annotations

@@ -59,7 +59,8 @@ class TrainSettings:
 # When checkpoints are written, which epochs' weights are kept and whether the last ones are averaged
 # after the fit (from the kept files) do not change the fit that a checkpoint resumes.
 _NOT_IN_FINGERPRINT = ("checkpoint_minutes", "snapshots", "swa")
-# Fields added after runs existed: hashed only when set (an aux_weight of 0 is hashed), so a checkpoint written before them still resumes.
+# Fields added after runs existed: hashed only when set (an aux_weight of 0 is hashed), so a checkpoint
+# written before them still resumes.
 _HASHED_UNLESS_EMPTY = ("exclude", "aux_weight")
 FIELDS = tuple(f.name for f in dataclasses.fields(TrainSettings))
 

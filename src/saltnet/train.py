@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .cleaning import excluded
 from .callbacks import (Autocast, BestModel, ChannelsLast, Checkpoint, EpochHistory, Snapshots, StopOnNonFiniteLoss,
                         set_rng_state)
+from .cleaning import excluded
 from .data import make_dataloaders
 from .determinism import resolve_deterministic, seed_everything
 from .dataset import PackedData
