@@ -10,9 +10,7 @@ import pytest
 from conftest import load_tool
 from saltnet.atomic import write_npz
 
-
-def _tool():
-    return load_tool("compare_runs")
+compare_runs = load_tool("compare_runs")
 
 
 def _run(root: Path, masks: np.ndarray, folds: dict[int, list[int]], probs) -> Path:
@@ -35,7 +33,7 @@ def test_runs_are_scored_on_their_common_folds_only(tmp_path):
     full = _run(tmp_path / "full", masks, split, perfect)
     part = _run(tmp_path / "part", masks, {k: split[k] for k in (0, 1)},
                 lambda i: np.zeros(masks.shape[1:]) if i == 1 else perfect(i))
-    out = _tool().main([str(full), str(part)])
+    out = compare_runs.main([str(full), str(part)])
     assert out["folds"] == [0, 1] and out["n_images"] == 4
     assert out[str(full)]["raw"] == 1.0 and out[str(full)]["per_fold_raw"] == {0: 1.0, 1: 1.0}
     assert out[str(part)]["raw"] == 0.75 and out[str(part)]["per_fold_raw"] == {0: 1.0, 1: 0.5}
@@ -47,4 +45,4 @@ def test_folds_holding_other_images_are_refused(tmp_path):
     a = _run(tmp_path / "a", masks, {0: [0, 1], 1: [2, 3]}, zeros)
     b = _run(tmp_path / "b", masks, {0: [0, 2], 1: [1, 3]}, zeros)
     with pytest.raises(SystemExit, match="other images"):
-        _tool().main([str(a), str(b)])
+        compare_runs.main([str(a), str(b)])

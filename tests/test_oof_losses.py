@@ -9,9 +9,7 @@ import numpy as np
 from conftest import load_tool
 from saltnet.atomic import write_npz
 
-
-def _tool():
-    return load_tool("oof_losses")
+oof_losses = load_tool("oof_losses")
 
 
 def test_points_lost_add_up_and_the_bands_and_misses_are_counted(tmp_path):
@@ -30,7 +28,7 @@ def test_points_lost_add_up_and_the_bands_and_misses_are_counted(tmp_path):
         (tmp_path / f"predict/fold{fold}").mkdir(parents=True)
         write_npz(tmp_path / f"predict/fold{fold}/oof.npz", ids=ids[rows], probs=probs[rows].astype(np.float16))
     (tmp_path / "postprocess.json").write_text(json.dumps({"after": {"threshold": 0.5, "min_area": 0, "min_peak": 0.0}}))
-    out = _tool().main([str(tmp_path)])
+    out = oof_losses.main([str(tmp_path)])
     groups = out["groups"]
     assert out["score"] == 2 / 6  # images 0 and 3 right
     assert groups["empty"] == {"n": 3, "score": 1 / 3, "points_lost": 2 / 6, "predicted_empty": 1}
@@ -43,5 +41,5 @@ def test_points_lost_add_up_and_the_bands_and_misses_are_counted(tmp_path):
     assert out["peak_probability"]["[0.1, 0.3)"] == {"empty": 1, "salt": 2}
     assert out["peak_probability"]["[0.8, 0.9)"] == {"empty": 2, "salt": 0}  # 0.9 in float16 is 0.8999
     assert out["peak_probability"]["[0.9, 1.0]"] == {"empty": 0, "salt": 1}
-    only = _tool().main([str(tmp_path), "--folds", "1"])  # fold 1 alone: its setting searched there
+    only = oof_losses.main([str(tmp_path), "--folds", "1"])  # fold 1 alone: its setting searched there
     assert only["n_images"] == 3
