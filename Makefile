@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/snakemake --cores $(CORES)
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile workflow/presets/demo.yaml
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest

@@ -5,14 +5,12 @@ from snakemake.utils import min_version
 min_version("8.0")
 
 
-configfile: "config.yaml"
-
-
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/weights.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/predict.smk"
+include: "workflow/rules/settings.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -36,6 +36,10 @@ TINY_CONFIG = {
 }
 
 
+# The keys a TrainSettings needs (the schema has no default for them): a toy stage for unit tests.
+STAGE = {"model": "resunet_scse", "size": 32, "epochs": 1, "batch_size": 8, "lr": 1e-3, "wd": 1e-7}
+
+
 # What a run is for, without the report's figures (rule all adds those): for tests of the DAG's jobs.
 DAG_TARGETS = ("results/submission.csv", "results/cv_score.json")
 

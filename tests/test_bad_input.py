@@ -404,15 +404,15 @@ CONFIG_CASES = {
                        ["16 is less than the minimum of 32", "train"]),
     "threshold": ({"threshold": 1.5}, ["1.5 is greater than the maximum of 1", "threshold"]),
     "missing data folder": ({"data_dir": "/nonexistent/tgs"}, ["data_dir", "/nonexistent/tgs", "does not exist"]),
-    "unknown key": ({"epochs": 3}, ["epochs", "Additional properties"]),
-    "negative fold seed": ({"folds": {"n": 2, "seed": -1}}, ["-1 is less than the minimum of 0", "['folds']['seed']"]),
-    "negative training seed": ({"seed": -3}, ["-3 is less than the minimum of 0", "['seed']"]),
+    "unknown key": ({"epochs": 3}, ["config key epochs: unknown (known keys:"]),
+    "negative fold seed": ({"folds": {"n": 2, "seed": -1}}, ["config key folds.seed: -1 is less than the minimum of 0"]),
+    "negative training seed": ({"seed": -3}, ["config key seed: -3 is less than the minimum of 0"]),
     "batch size 1 with BatchNorm": ({"finetune": {**TINY_CONFIG["finetune"], "batch_size": 1}},
-                                    ["1 is less than the minimum of 2", "['finetune']['batch_size']", "BatchNorm"]),
+                                    ["config key finetune.batch_size: 1 is less than the minimum of 2", "BatchNorm"]),
     "TTA shift too large": ({"predict": {"batch_size": 16, "tta": True, "shifts": [[0, 8], [0, 80]]}},
-                            ["80 is greater than the maximum of 50", "['predict']['shifts']"]),
+                            ["config key predict.shifts.1.1: 80 is greater than the maximum of 50"]),
     "TTA shift not a pair": ({"predict": {"batch_size": 16, "tta": True, "shifts": [[8]]}},
-                             ["[8] is too short", "['predict']['shifts']"]),
+                             ["config key predict.shifts.0: [8] is too short"]),
 }
 
 

@@ -50,10 +50,15 @@ def test_without_smp_the_bench_notes_it_and_goes_on(monkeypatch, capsys):
     assert "segmentation_models_pytorch is not installed" in capsys.readouterr().err
 
 
-def test_sizes_come_from_the_config(tmp_path):
-    config = tmp_path / "config.yaml"
-    config.write_text("train:\n  size: 48\nfinetune:\n  size: 96\n")
-    assert bench._config_sizes(str(config)) == [48, 96]
+def test_sizes_and_aux_weight_come_from_the_resolved_preset(tmp_path, monkeypatch):
+    config = tmp_path / "mine.yaml"
+    config.write_text("model: resunet_scse_ds\nfolds: {n: 2}\naux_weight: 0.7\n"
+                      "train: {size: 48, epochs: 1, batch_size: 2, lr: 1.0e-3, wd: 0}\n"
+                      "finetune: {size: 64, epochs: 1, batch_size: 2, lr: 1.0e-3, wd: 0}\n")
+    seen = {}
+    monkeypatch.setattr(bench, "run", lambda args, sizes, *rest: seen.update(sizes=sizes, aux=args.aux_weight) or [])
+    bench.main(["--preset", str(config), "--models", "resunet_scse_ds"])
+    assert seen == {"sizes": [48, 64], "aux": 0.7}
 
 
 def test_a_slow_step_is_timed_once_and_the_row_stops_at_max_seconds():
@@ -74,7 +79,7 @@ def test_ratio_is_relative_to_smp_at_the_same_mode_precision_and_size():
 @pytest.mark.parametrize("argv, message", [
     (["--models", "unet_vgg"], "unet_resnet34"),  # the error lists the choices
     (["--sizes", "32", "--batch-size", "0"], "positive integer"),
-    (["--configfile", "no/such/config.yaml"], "no/such/config.yaml"),
+    (["--preset", "no/such/config.yaml"], "no/such/config.yaml"),
 ])
 def test_bad_arguments_exit_2_with_a_message(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:

@@ -113,8 +113,8 @@ def test_timed_again_after_the_first_stage_the_finetune_epochs_come_from_that_me
 
 
 def test_measured_step_times_are_real_and_positive():
-    stages = [{"stage": "train", "size": 32, "batch_size": 2, "loss": "bce_dice"},
-              {"stage": "finetune", "size": 32, "batch_size": 2, "loss": "symmetric_lovasz"}]
+    stages = [{"stage": "train", "size": 32, "batch_size": 2, "loss": "bce_dice", "aux_weight": 0.3},
+              {"stage": "finetune", "size": 32, "batch_size": 2, "loss": "symmetric_lovasz", "aux_weight": 0.3}]
     seconds = measure_steps("resunet_scse_ds", stages, native=101, processes=1, threads=1, steps=1)
     assert set(seconds) == {"train", "train_infer", "finetune", "finetune_infer", "predict"}
     assert all(0 < s < 30 for s in seconds.values())
@@ -174,7 +174,7 @@ def test_plan_counts_every_tta_view(monkeypatch):
 
     seconds = {"train": 0.5, "train_infer": 0.1, "finetune": 0.5, "finetune_infer": 0.1, "predict": 0.2}
     monkeypatch.setattr(budget, "measure_steps", lambda *args, **kwargs: seconds)
-    stages = [{"stage": s, "epochs": 4, "size": 128, "batch_size": 16, "loss": "bce"} for s in ("train", "finetune")]
+    stages = [{"stage": s, "epochs": 4, "size": 128, "batch_size": 16, "loss": "bce", "aux_weight": 0.3} for s in ("train", "finetune")]
     plans = {name: budget.plan_budget(600, "resunet_scse_ds", stages, [100, 100], 1.0, tta, 50, 300, 101, 2, 1,
                                       predict_shifts=shifts)
              for name, tta, shifts in [("plain", False, []), ("flip", True, []),

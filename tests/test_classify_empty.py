@@ -4,7 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from saltnet.learner import AUX_WEIGHT, CLASS_WEIGHT, ResizedTargetLoss, training_loss
+from saltnet.learner import CLASS_WEIGHT, ResizedTargetLoss, training_loss
+
+AUX_WEIGHT = 0.3
 from saltnet.losses import get_loss
 from saltnet.models import build_model
 
@@ -40,17 +42,17 @@ def test_the_loss_adds_the_class_bce_and_the_auxiliary_levels(loss):
     cls = torch.tensor([2.0, -1.0, 0.5])
     logits = torch.cat([main, aux, cls[:, None, None, None].expand(3, 1, 16, 16)], 1)
     fn = get_loss(loss)
-    value = ResizedTargetLoss(fn, classify=True)(logits, target)
+    value = ResizedTargetLoss(fn, AUX_WEIGHT, classify=True)(logits, target)
     expected = (fn(main, target) + CLASS_WEIGHT * F.binary_cross_entropy_with_logits(cls, torch.tensor([0.0, 1, 1]))
                 + AUX_WEIGHT * sum(fn(aux[1:, i : i + 1], target[1:]) for i in range(2)))
     assert torch.allclose(value, expected)
     # Without `classify` the same channel would count as one more decoder level: a different loss.
-    assert not torch.allclose(ResizedTargetLoss(fn)(logits, target), value)
+    assert not torch.allclose(ResizedTargetLoss(fn, AUX_WEIGHT)(logits, target), value)
 
 
 def test_training_loss_reads_the_layout_from_the_model():
-    assert training_loss("bce_dice", build_model("resunet_scse_ds_cls", "none", 64)).classify
-    assert not training_loss("bce_dice", build_model("resunet_scse_ds", "none", 64)).classify
+    assert training_loss("bce_dice", build_model("resunet_scse_ds_cls", "none", 64), AUX_WEIGHT).classify
+    assert not training_loss("bce_dice", build_model("resunet_scse_ds", "none", 64), AUX_WEIGHT).classify
 
 
 def test_the_classifier_learns_from_its_own_loss_term():
@@ -61,7 +63,7 @@ def test_the_classifier_learns_from_its_own_loss_term():
     target[1, :, 30:70, 30:70] = 1  # image 0 empty, image 1 salt
     for weight in (CLASS_WEIGHT, 0.0):
         model.zero_grad()
-        loss_fn = ResizedTargetLoss(get_loss("bce_dice"), classify=True, class_weight=weight)
+        loss_fn = ResizedTargetLoss(get_loss("bce_dice"), AUX_WEIGHT, classify=True, class_weight=weight)
         loss_fn(model(x), target).backward()
         grads = [p.grad for p in model.net.classifier.parameters()]
         if weight:

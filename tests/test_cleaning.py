@@ -4,6 +4,7 @@ exactly those images while the fold still scores them."""
 import numpy as np
 import pytest
 
+from conftest import STAGE
 from saltnet.cleaning import excluded, vertical_masks
 from saltnet.settings import TrainSettings
 
@@ -34,9 +35,9 @@ def test_an_unknown_filter_is_named():
 def test_exclusion_changes_the_fingerprint_but_its_absence_does_not():
     """A fold trained without `exclude` resumes across the version that added the key; one trained
     with a filter never resumes one trained without it."""
-    plain = TrainSettings().fingerprint(0, None, "data")
-    assert TrainSettings(exclude=[]).fingerprint(0, None, "data") == plain
-    assert TrainSettings(exclude=["vertical_masks"]).fingerprint(0, None, "data") != plain
+    plain = TrainSettings(**STAGE).fingerprint(0, None, "data")
+    assert TrainSettings(**STAGE, exclude=[]).fingerprint(0, None, "data") == plain
+    assert TrainSettings(**STAGE, exclude=["vertical_masks"]).fingerprint(0, None, "data") != plain
 
 
 def test_training_leaves_the_bands_out_and_the_fold_still_scores_them(tmp_path, monkeypatch):
@@ -66,7 +67,7 @@ def test_training_leaves_the_bands_out_and_the_fold_still_scores_them(tmp_path, 
         return real(images, masks, fit_idx, score_idx, *args, **kwargs)
 
     monkeypatch.setattr(train, "make_dataloaders", spy)
-    settings = TrainSettings(model="resunet_scse", size=32, epochs=1, batch_size=8, exclude=["vertical_masks"])
+    settings = TrainSettings(model="resunet_scse", size=32, epochs=1, batch_size=8, lr=1e-3, wd=1e-7, exclude=["vertical_masks"])
     train.train_fold(data, folds, 0, settings, tmp_path / "work", torch.device("cpu"))
     assert sorted(seen["fit"]) == sorted(train_idx[2:])
     assert sorted(seen["score"]) == sorted(valid_idx)

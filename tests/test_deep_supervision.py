@@ -3,7 +3,9 @@
 import pytest
 import torch
 
-from saltnet.learner import AUX_WEIGHT, ResizedTargetLoss
+from saltnet.learner import ResizedTargetLoss
+
+AUX_WEIGHT = 0.3
 from saltnet.losses import get_loss
 from saltnet.models import build_model
 
@@ -29,7 +31,7 @@ def test_auxiliary_loss_counts_non_empty_masks_only(loss):
     target = torch.zeros(2, 1, 16, 16)
     target[1, :, 4:12, 4:12] = 1  # image 0 empty, image 1 salt
     main, aux = torch.randn(2, 1, 16, 16), torch.randn(2, 2, 16, 16)
-    wrapped, fn = ResizedTargetLoss(get_loss(loss)), get_loss(loss)
+    wrapped, fn = ResizedTargetLoss(get_loss(loss), AUX_WEIGHT), get_loss(loss)
     value = wrapped(torch.cat([main, aux], 1), target)
     expected = fn(main, target) + AUX_WEIGHT * sum(fn(aux[1:, i : i + 1], target[1:]) for i in range(2))
     assert torch.allclose(value, expected)
@@ -41,7 +43,7 @@ def test_auxiliary_loss_counts_non_empty_masks_only(loss):
 
 def test_auxiliary_heads_learn_and_an_all_empty_batch_still_backpropagates():
     model = build_model("resunet_scse_ds", "none", 64).train()
-    wrapped = ResizedTargetLoss(get_loss("bce_dice"))
+    wrapped = ResizedTargetLoss(get_loss("bce_dice"), AUX_WEIGHT)
     x, target = torch.randn(2, 3, 101, 101), torch.zeros(2, 1, 101, 101)
     wrapped(model(x), target).backward()  # no salt: the auxiliary term is a zero that keeps the graph
     assert all(p.grad is None or not p.grad.any() for p in model.net.aux_heads.parameters())
@@ -66,7 +68,7 @@ def test_the_history_keeps_the_main_outputs_training_loss_apart(tmp_path):
     folds = split_folds(data.ids, data.masks, 2, 0)
     rows = {}
     for model in ("resunet_scse_ds", "resunet_scse"):
-        settings = TrainSettings(model=model, size=32, epochs=2, batch_size=8, loss="bce_dice")
+        settings = TrainSettings(model=model, size=32, epochs=2, batch_size=8, lr=1e-3, wd=1e-7, loss="bce_dice")
         rows[model] = train_fold(data, folds, 0, settings, tmp_path / model, torch.device("cpu")).history
     main = rows["resunet_scse_ds"]["train_main_loss"].to_numpy()
     assert len(main) == 2 and np.isfinite(main).all() and (main > 0).all()
@@ -74,7 +76,7 @@ def test_the_history_keeps_the_main_outputs_training_loss_apart(tmp_path):
 
 
 def test_the_config_weight_of_the_auxiliary_levels_reaches_the_loss():
-    """Config `aux_weight` (TrainSettings) -> build_learner -> the loss: null keeps AUX_WEIGHT."""
+    """Config `aux_weight` (TrainSettings) -> build_learner -> the loss, 0 included."""
     from saltnet.learner import training_loss
 
     torch.manual_seed(0)
@@ -84,6 +86,6 @@ def test_the_config_weight_of_the_auxiliary_levels_reaches_the_loss():
     main, aux = torch.randn(2, 1, 16, 16), torch.randn(2, 4, 16, 16)
     fn = get_loss("bce_dice")
     aux_sum = sum(fn(aux[:, i : i + 1], target) for i in range(4))
-    for weight, expected_weight in [(None, AUX_WEIGHT), (0.3, 0.3), (0.0, 0.0)]:
+    for weight, expected_weight in [(0.1, 0.1), (0.3, 0.3), (0.0, 0.0)]:
         value = training_loss("bce_dice", model, weight)(torch.cat([main, aux], 1), target)
         assert torch.allclose(value, fn(main, target) + expected_weight * aux_sum)

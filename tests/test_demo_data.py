@@ -48,7 +48,7 @@ def test_packs_like_real_data(demo):
 
 def test_never_overwrites(demo):
     with pytest.raises(FileExistsError):
-        make_demo_data(demo)
+        make_demo_data(demo, n_train=4, n_test=1, seed=0)
 
 
 def test_the_demo_folder_is_checked_file_by_file(tmp_path):

@@ -16,7 +16,7 @@ from conftest import REPO
 ENVS = sorted((REPO / "envs").glob("*.yaml"))
 PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
 PYPROJECT = {canonicalize_name(Requirement(dep).name): Requirement(dep) for dep in PROJECT["dependencies"]}
-NOT_IN_JOBS = {"snakemake"}  # runs the jobs; the job scripts themselves do not need it
+NOT_IN_JOBS = {"snakemake", "jsonschema"}  # run the jobs and check the config; the job scripts do not need them
 
 
 def env_packages(path) -> tuple[str, dict[str, Requirement]]:

@@ -21,6 +21,7 @@ from fastai.learner import Learner
 from conftest import REPO
 from saltnet.atomic import atomic_path, write_json
 from saltnet.callbacks import BestModel, NonFiniteLossError, StopOnNonFiniteLoss
+from saltnet.models.modelfile import read_model_file
 from saltnet.models.weights import load_state_dict_file
 
 
@@ -74,8 +75,8 @@ from saltnet.steps import train_step
 from saltnet.train import TrainSettings
 root, epochs, lr = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 train_step(f"{root}/train.npz", f"{root}/folds.parquet", 0,
-           TrainSettings(model="resunet_scse", size=128, epochs=epochs, batch_size=8, lr=lr, seed=1,
-                         checkpoint_minutes=0),
+           TrainSettings(model="resunet_scse", size=128, epochs=epochs, batch_size=8, lr=lr, wd=1e-7, seed=1,
+                         checkpoint_minutes=0), stage="train",
            out_model=f"{root}/out/model.pth", out_history=f"{root}/out/history.parquet",
            out_run=f"{root}/out/run.json", work_dir=f"{root}/work", lock_dir=f"{root}/locks")
 """
@@ -121,8 +122,10 @@ def test_killed_fold_resumes_and_matches_an_uninterrupted_run(packed, tmp_path):
 
     whole = Path(shutil.copytree(packed, tmp_path / "whole"))
     assert train(whole, epochs=3).returncode == 0
-    a, b = torch.load(killed / "out/model.pth", weights_only=True), torch.load(whole / "out/model.pth", weights_only=True)
-    assert all(torch.equal(a[k], b[k]) for k in a), "resuming must give the uninterrupted run's weights"
+    a, b = read_model_file(killed / "out/model.pth"), read_model_file(whole / "out/model.pth")
+    assert a.settings_digest == b.settings_digest
+    assert all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict), \
+        "resuming must give the uninterrupted run's weights"
 
 
 def test_rerun_with_other_settings_starts_clean(packed, tmp_path):

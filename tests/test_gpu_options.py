@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO
+from conftest import STAGE, REPO
 from saltnet.determinism import resolve_deterministic, seed_everything
 from saltnet.train import TrainSettings, train_fold
 
@@ -29,7 +29,7 @@ def tiny_fold(tmp_path_factory):
 def _checkpoint_epochs(caplog, data, folds, work_dir, **settings) -> list[int]:
     caplog.clear()
     with caplog.at_level(logging.DEBUG, logger="saltnet.callbacks"):
-        train_fold(data, folds, 0, TrainSettings(model="resunet_scse", size=32, epochs=3, batch_size=8, **settings),
+        train_fold(data, folds, 0, TrainSettings(model="resunet_scse", size=32, epochs=3, batch_size=8, lr=1e-3, wd=1e-7, **settings),
                    work_dir, torch.device("cpu"))
     return [int(r.getMessage().split()[3]) for r in caplog.records if r.getMessage().startswith("checkpoint after")]
 
@@ -42,10 +42,10 @@ def test_checkpoints_follow_the_interval_and_the_last_epoch_always_gets_one(tiny
 
 def test_the_checkpoint_interval_is_not_part_of_what_a_checkpoint_resumes():
     """Changing when checkpoints are written must not throw a fold's checkpoint away; other keys must."""
-    base = TrainSettings().fingerprint(0, None, "data")
-    assert TrainSettings(checkpoint_minutes=1).fingerprint(0, None, "data") == base
-    assert TrainSettings(compile=True).fingerprint(0, None, "data") != base
-    assert TrainSettings(deterministic=False).fingerprint(0, None, "data") != base
+    base = TrainSettings(**STAGE).fingerprint(0, None, "data")
+    assert TrainSettings(**STAGE, checkpoint_minutes=1).fingerprint(0, None, "data") == base
+    assert TrainSettings(**STAGE, compile=True).fingerprint(0, None, "data") != base
+    assert TrainSettings(**STAGE, deterministic=False).fingerprint(0, None, "data") != base
 
 
 def test_deterministic_auto_is_on_for_the_cpu_and_off_for_cuda():
@@ -79,7 +79,7 @@ def test_compile_keeps_the_state_dict_keys_that_prediction_loads(tiny_fold, tmp_
 
     monkeypatch.setattr(torch._dynamo.config, "disable", True)
     data, folds = tiny_fold
-    settings = TrainSettings(model="resunet_scse", size=32, epochs=1, batch_size=8, compile=True)
+    settings = TrainSettings(model="resunet_scse", size=32, epochs=1, batch_size=8, lr=1e-3, wd=1e-7, compile=True)
     result = train_fold(data, folds, 0, settings, tmp_path, torch.device("cpu"))
     build_model("resunet_scse", "none", 32).load_state_dict(result.state_dict)  # raises on other keys
 
@@ -87,7 +87,7 @@ def test_compile_keeps_the_state_dict_keys_that_prediction_loads(tiny_fold, tmp_
 @pytest.mark.slow
 def test_compile_really_compiles_and_trains(tiny_fold, tmp_path):
     data, folds = tiny_fold
-    settings = TrainSettings(model="resunet_scse", size=32, epochs=1, batch_size=8, compile=True)
+    settings = TrainSettings(model="resunet_scse", size=32, epochs=1, batch_size=8, lr=1e-3, wd=1e-7, compile=True)
     result = train_fold(data, folds, 0, settings, tmp_path, torch.device("cpu"))
     assert all(torch.isfinite(v).all() for v in result.state_dict.values() if v.is_floating_point())
 

@@ -11,6 +11,8 @@ import torch
 from saltnet import precision
 from saltnet.atomic import write_npz
 from saltnet.models import build_model
+from saltnet.models.modelfile import read_model_file, save_model_file
+from saltnet.settings import TrainSettings
 from saltnet.predict import predict_probs
 from saltnet.precision import resolve_bf16
 from saltnet.steps import folds_step, predict_step
@@ -63,7 +65,8 @@ def tiny_fold(tmp_path_factory):
     write_npz(root / "test.npz", ids=ids[:2], images=images[:2])
     folds_step(str(root / "train.npz"), 2, 0, str(root / "folds.parquet"))
     torch.manual_seed(0)
-    torch.save(build_model("resunet_scse", "none", 128).state_dict(), root / "model.pth")
+    settings = TrainSettings(model="resunet_scse", size=128, epochs=1, batch_size=8, lr=1e-3, wd=1e-7)
+    save_model_file(root / "model.pth", build_model("resunet_scse", "none", 128).state_dict(), settings, "finetune")
     return root
 
 
@@ -73,12 +76,12 @@ def test_the_resolved_value_reaches_prediction(monkeypatch, caplog, tiny_fold, n
     fake_cpu(monkeypatch, native=native, speedup=speedup)
     out = tiny_fold / f"test-{native}.npz"
     with caplog.at_level(logging.INFO, logger="saltnet"):
-        predict_step("resunet_scse", str(tiny_fold / "model.pth"), 128, str(tiny_fold / "train.npz"),
+        predict_step(str(tiny_fold / "model.pth"), str(tiny_fold / "train.npz"),
                      str(tiny_fold / "test.npz"), str(tiny_fold / "folds.parquet"), 0, str(out),
-                     str(tiny_fold / f"oof-{native}.npz"), str(tiny_fold / "locks"), bf16="auto", gpu_slots=0)
+                     str(tiny_fold / f"oof-{native}.npz"), str(tiny_fold / "locks"), batch_size=32, tta=True,
+                     shifts=[], bf16="auto", gpu_slots=0)
     assert f"precision {'bf16' if expected else 'fp32'}" in caplog.text
-    model = build_model("resunet_scse", "none", 128)
-    model.load_state_dict(torch.load(tiny_fold / "model.pth", weights_only=True))
+    model = read_model_file(tiny_fold / "model.pth").build()
     images = np.load(tiny_fold / "test.npz")["images"]
     same = predict_probs(model, images, 101, CPU, bf16=expected)
     other = predict_probs(model, images, 101, CPU, bf16=not expected)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -18,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO, TINY_CONFIG, run_snakemake, write_config
+from conftest import REPO, TINY_CONFIG, run_snakemake
 from saltnet.report import coverage_class, overview_figure, scores_by_coverage, training_figure
 from saltnet.report import examples as examples_module
 from saltnet.report.oof import oof_figures

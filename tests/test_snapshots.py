@@ -71,7 +71,7 @@ def test_a_fold_keeps_its_last_epochs_and_a_clean_start_removes_old_ones(tmp_pat
     make_demo_data(tmp_path / "data", n_train=24, n_test=1, seed=3)
     data, _ = pack_competition(tmp_path / "data")
     folds = split_folds(data.ids, data.masks, 2, 0)
-    settings = TrainSettings(model="resunet_scse", size=32, epochs=3, batch_size=8, loss="bce_dice", snapshots=2)
+    settings = TrainSettings(model="resunet_scse", size=32, epochs=3, batch_size=8, lr=1e-3, wd=1e-7, loss="bce_dice", snapshots=2)
     work = tmp_path / "work"
     result = train_fold(data, folds, 0, settings, work, torch.device("cpu"))
     kept = snapshot_files(work / SNAPSHOTS)
@@ -98,7 +98,7 @@ def test_swa_returns_the_last_epochs_mean_with_batchnorm_measured_again(tmp_path
     make_demo_data(tmp_path / "data", n_train=24, n_test=1, seed=3)
     data, _ = pack_competition(tmp_path / "data")
     folds = split_folds(data.ids, data.masks, 2, 0)
-    settings = TrainSettings(model="resunet_scse", size=32, epochs=3, batch_size=8, loss="bce_dice", swa=2)
+    settings = TrainSettings(model="resunet_scse", size=32, epochs=3, batch_size=8, lr=1e-3, wd=1e-7, loss="bce_dice", swa=2)
     result = train_fold(data, folds, 0, settings, tmp_path / "work", torch.device("cpu"))
     kept = [torch.load(p, weights_only=True) for p in snapshot_files(tmp_path / "work" / SNAPSHOTS)]
     assert len(kept) == 2

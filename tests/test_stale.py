@@ -7,12 +7,11 @@ import re
 import tempfile
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from PIL import Image
 import torch
 
-from conftest import run_snakemake, write_config
+from conftest import STAGE, run_snakemake, write_config
 from saltnet.demo import make_demo_data
 from saltnet.train import TrainSettings
 
@@ -67,10 +66,10 @@ def test_a_checkpoint_follows_the_content_of_its_starting_weights(tmp_path):
     """Retraining stage 1 rewrites model.pth at the same path: the fine-tune must not resume on it."""
     weights = tmp_path / "model.pth"
     torch.save({"w": torch.zeros(2)}, weights)
-    before = TrainSettings().fingerprint(0, str(weights), "data")
+    before = TrainSettings(**STAGE).fingerprint(0, str(weights), "data")
     torch.save({"w": torch.ones(2)}, weights)
-    assert TrainSettings().fingerprint(0, str(weights), "data") != before
-    assert TrainSettings().fingerprint(0, str(weights), "other data") != TrainSettings().fingerprint(0, str(weights), "data")
+    assert TrainSettings(**STAGE).fingerprint(0, str(weights), "data") != before
+    assert TrainSettings(**STAGE).fingerprint(0, str(weights), "other data") != TrainSettings(**STAGE).fingerprint(0, str(weights), "data")
 
 
 def test_gpu_locks_live_outside_the_working_directory(tmp_path):

@@ -2,12 +2,13 @@
 
 The 5 + 2-epoch proxy of `saltnet.ablate` says little about the Lovasz stage (2 epochs of it); this
 one starts where a full CPU-preset run's first stage ended (`RUN/results/train/fold{F}/model.pth`),
-fine-tunes fold F with the preset's finetune settings and the overrides given, predicts the fold's
+fine-tunes fold F with the preset's finetune settings, built as the rules build them (the preset resolved
+with the schema's defaults, then `--config` overrides as snakemake takes them), predicts the fold's
 out-of-fold images with flip TTA and scores them, raw (threshold 0.5) and post-processed (threshold,
 min_area and min_peak searched on those images, as rule postprocess does). The baseline is the same
 command with no override (or the run's own predict/fold{F}/oof.npz, trained with its thread count).
 
-    .venv/bin/python tools/finetune_proxy.py --run ../runs/cpu6 --fold 0 --loss symmetric_lovasz_elu --epochs 11
+    .venv/bin/python tools/finetune_proxy.py --run ../runs/cpu6 --fold 0 --epochs 11 --config loss=symmetric_lovasz_elu
 
 One process with all the cores: never run two at once, or time anything beside it.
 """
@@ -15,6 +16,7 @@ One process with all the cores: never run two at once, or time anything beside i
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -22,41 +24,34 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 
 from saltnet.dataset import load_packed
 from saltnet.metric import image_scores
 from saltnet.models.registry import build_model, get_model_spec
 from saltnet.postprocess import choose_postprocess
 from saltnet.predict import predict_probs
-from saltnet.settings import TrainSettings
+from saltnet.configschema import parse_overrides, preset_path, resolve_config
+from saltnet.settings import TrainSettings, settings_of
 from saltnet.train import fold_indices, train_fold
-
-PRESET = Path(__file__).resolve().parents[1] / "workflow/presets/cpu.yaml"
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", required=True, help="folder of a finished CPU-preset run (holds results/)")
     parser.add_argument("--fold", type=int, default=0)
     parser.add_argument("--epochs", type=int, required=True, help="finetune epochs")
-    parser.add_argument("--loss", help="finetune loss (default: the preset's)")
-    parser.add_argument("--lr", type=float, help="finetune learning rate (default: the preset's)")
-    parser.add_argument("--swa", type=int, help="epochs whose weights are averaged (default: the preset's)")
+    parser.add_argument("--preset", default="cpu", help="the preset the run used (name or config file)")
+    parser.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="overrides as snakemake --config takes them, e.g. 'finetune={lr: 2e-3}' aux_weight=0.5")
     parser.add_argument("--workdir", default="finetune_proxy", help="checkpoints and results go here")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     return parser.parse_args(argv)
 
 
 def settings(args: argparse.Namespace) -> TrainSettings:
-    """The CPU preset's finetune stage, with the command line's overrides."""
-    preset = yaml.safe_load(PRESET.read_text())
-    stage = preset["finetune"]
-    return TrainSettings(model=preset["model"], loss=args.loss or stage.get("loss", preset["loss"]),
-                         size=stage["size"], epochs=args.epochs, batch_size=stage["batch_size"],
-                         lr=args.lr or stage["lr"], wd=stage["wd"], seed=preset["folds"]["seed"], bf16=False,
-                         augment=preset["augment"], valid_fraction=preset["valid_fraction"], checkpoint_minutes=1e6,
-                         swa=stage.get("swa", 0) if args.swa is None else args.swa)
+    """The preset's finetune stage with the overrides, as rule finetune_fold builds it (settings_of), for
+    --epochs epochs."""
+    config = resolve_config([preset_path(args.preset)], parse_overrides(args.config))
+    return settings_of(config, "finetune", epochs=args.epochs)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -70,13 +65,13 @@ def main(argv: list[str] | None = None) -> dict:
                          init_weights=str(results / f"train/fold{args.fold}/model.pth"))
     seconds = time.time() - start
     model = build_model(stage.model, "none", stage.size)
-    model.load_state_dict(trained.state_dict)
+    model.load_state_dict(trained.state_dict)  # the weights in memory: no model file is written here
     _, valid_idx = fold_indices(folds, data.ids, args.fold)
     input_size = get_model_spec(stage.model).input_size(stage.size, data.images.shape[-1])
     probs = predict_probs(model, data.images[valid_idx], input_size, torch.device("cpu"), 64, tta=True)
     truth = data.masks[valid_idx] > 0
     chosen = choose_postprocess(probs, truth)
-    out = {"run": str(args.run), "fold": args.fold, "settings": {k: getattr(stage, k) for k in ("loss", "lr", "epochs", "swa")},
+    out = {"run": str(args.run), "fold": args.fold, "settings": dataclasses.asdict(stage),
            "raw": float(image_scores(probs.astype(np.float32) > 0.5, truth).mean()),
            "postprocessed": chosen["after"], "train_seconds": round(seconds, 1), "threads": args.threads,
            "history": trained.history.round(4).to_dict(orient="list")}

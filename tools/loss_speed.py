@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from saltnet.bench import train_step
+from saltnet.configschema import preset_path, resolve_config
 from saltnet.losses import lovasz_hinge
 from saltnet.models.registry import build_model, get_model_spec
 from saltnet.precision import cpu_info
@@ -58,7 +59,9 @@ def main(argv: list[str] | None = None) -> dict:
     target = disc_targets(args.batch_size, 101)
     variants = {"bce_dice": "bce_dice", "symmetric_lovasz_two_sorts": two_sort_symmetric_lovasz,
                 "symmetric_lovasz_one_sort": "symmetric_lovasz"}
-    steps = {name: train_step(model, x, target, bf16=False, loss=loss) for name, loss in variants.items()}
+    aux_weight = resolve_config([preset_path("cpu")])["aux_weight"]  # the CPU preset's, as its runs train
+    steps = {name: train_step(model, x, target, bf16=False, loss=loss, aux_weight=aux_weight)
+             for name, loss in variants.items()}
     for step in steps.values():
         step()  # warm-up
     times: dict[str, list[float]] = {name: [] for name in steps}

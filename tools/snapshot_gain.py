@@ -1,6 +1,6 @@
 """What a stage's last epochs buy as one model, on a finished run's out-of-fold images.
 
-    PYTHONPATH=src .venv/bin/python tools/snapshot_gain.py ../runs/cpu11/results --model resunet_scse_ds --size 128
+    PYTHONPATH=src .venv/bin/python tools/snapshot_gain.py ../runs/cpu11/results
 
 The run must have kept snapshots (config key `snapshots: K`). Re-predicts every fold's own images,
 with the flip as predict_fold does, by: the stage's final model (model.pth: what the run predicted
@@ -24,6 +24,7 @@ import torch
 
 from saltnet.dataset import load_packed
 from saltnet.models import build_model, get_model_spec
+from saltnet.models.modelfile import read_model_file
 from saltnet.models.weights import load_state_dict_file
 from saltnet.oof import load_oof, run_oof_files
 from saltnet.postprocess import raw_and_postprocessed
@@ -35,12 +36,9 @@ from saltnet.train import fold_indices
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results", help="a run's results/ folder (packed/, {stage}/, checkpoints/, predict/fold*/oof.npz)")
-    parser.add_argument("--model", required=True, help="the run's config key model")
-    parser.add_argument("--size", type=int, default=128, help="the stage's size")
     parser.add_argument("--stage", default="finetune", choices=["train", "finetune"])
     parser.add_argument("--ensemble", type=int, nargs="*", default=[2, 3, 5], help="k of the snapshot ensembles")
     parser.add_argument("--swa", type=int, nargs="*", default=[2, 3, 5], help="k of the weight averages")
-    parser.add_argument("--batch-size", type=int, default=16, help="the stage's training batch (BatchNorm)")
     parser.add_argument("--out", help="also write the scores to this JSON file")
     args = parser.parse_args(argv)
     results = Path(args.results)
@@ -48,15 +46,17 @@ def main(argv: list[str] | None = None) -> dict:
     packed, table = load_packed(results / "packed/train.npz"), pd.read_parquet(results / "folds.parquet")
     oof = load_oof(packed, oof_files, complete=True)
     folds = sorted(oof_files)
-    input_size = get_model_spec(args.model).input_size(args.size, oof.images.shape[-1])
+    # The architecture, size and batch from the stage's model file of the first fold (all folds share them).
+    first = read_model_file(results / f"{args.stage}/fold{folds[0]}/model.pth")
+    input_size = get_model_spec(first.model).input_size(first.size, oof.images.shape[-1])
     cpu = torch.device("cpu")
 
     def predict(state: dict, fold: int, desc: str, batchnorm: bool = False) -> np.ndarray:
-        model = build_model(args.model, "none", args.size)
+        model = build_model(first.model, "none", first.size)
         model.load_state_dict(state)
         if batchnorm:  # the fold's training images in the order train_fold's swa measures them
             recompute_batchnorm(model, packed.images[fold_indices(table, packed.ids, fold)[0]], input_size,
-                                args.batch_size)
+                                first.settings["batch_size"])
         return predict_probs(model, oof.images[oof.fold == fold], input_size, cpu, 64, tta=True, desc=desc)
 
     variants: dict[str, list[np.ndarray]] = {}
@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> dict:
         states = [load_state_dict_file(str(f)) for f in files]
         if max(args.ensemble + args.swa) > len(states):
             raise SystemExit(f"fold {fold}: {len(states)} snapshots kept, fewer than --ensemble/--swa ask")
-        timed("final", lambda: predict(load_state_dict_file(str(results / f"{args.stage}/fold{fold}/model.pth")),
-                                       fold, f"final fold {fold}"))
+        final = read_model_file(results / f"{args.stage}/fold{fold}/model.pth").state_dict
+        timed("final", lambda: predict(final, fold, f"final fold {fold}"))
         single, took = [], []  # each snapshot's probabilities and prediction seconds, newest first
         for file, state in zip(reversed(files), reversed(states)):
             started = time.time()

@@ -1,10 +1,11 @@
 """What test-time views and a two-stage ensemble buy on a finished run's out-of-fold images.
 
-    PYTHONPATH=src .venv/bin/python tools/tta_gain.py ../runs/cpu10/results --model resunet_scse_ds --size 128
+    PYTHONPATH=src .venv/bin/python tools/tta_gain.py ../runs/cpu10/results
 
 Re-predicts every fold's own images with that fold's models, one variant at a time: the finetuned model
 with the flip alone (what predict_fold did), with the flip and pixel shifts (`predict.shifts`), the
-first stage's model with the flip, and the mean of the two stages' probabilities. Prints, per variant,
+first stage's model with the flip, and the mean of the two stages' probabilities. Each model is built
+from what its model file says it is (saltnet.models.modelfile). Prints, per variant,
 the OOF competition score at threshold 0.5 and after the post-processing search (threshold, min_area,
 min_peak, as rule postprocess), and the seconds its predictions took here. Run it on a quiet machine.
 """
@@ -19,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from saltnet.models import build_model, get_model_spec
-from saltnet.models.weights import load_state_dict_file
+from saltnet.models import get_model_spec
+from saltnet.models.modelfile import read_model_file
 from saltnet.oof import load_oof, run_oof_files
 from saltnet.postprocess import raw_and_postprocessed
 from saltnet.predict import predict_probs
@@ -38,8 +39,6 @@ VARIANTS = {
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results", help="a run's results/ folder (packed/, train/, finetune/, predict/fold*/oof.npz)")
-    parser.add_argument("--model", required=True, help="the run's config key model")
-    parser.add_argument("--size", type=int, default=128, help="the run's finetune size")
     parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args(argv)
@@ -47,14 +46,13 @@ def main(argv: list[str] | None = None) -> dict:
     oof_files = run_oof_files(results)
     oof = load_oof(results / "packed/train.npz", oof_files, complete=True)  # fold by fold, as below
     folds = sorted(oof_files)
-    input_size = get_model_spec(args.model).input_size(args.size, oof.images.shape[-1])
     probs, out = {}, {}
     for name in args.variants:
         stage, flip, shifts = VARIANTS[name]
         started, parts = time.time(), []
         for fold in folds:
-            model = build_model(args.model, "none", args.size)
-            model.load_state_dict(load_state_dict_file(str(results / f"{stage}/fold{fold}/model.pth")))
+            found = read_model_file(results / f"{stage}/fold{fold}/model.pth")
+            model, input_size = found.build(), get_model_spec(found.model).input_size(found.size, oof.images.shape[-1])
             parts.append(predict_probs(model, oof.images[oof.fold == fold], input_size, torch.device("cpu"),
                                        args.batch_size, tta=flip, shifts=shifts, desc=f"{name} fold {fold}"))
         probs[name] = np.concatenate(parts).astype(np.float32)

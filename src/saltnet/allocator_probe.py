@@ -8,7 +8,8 @@ import sys
 import torch
 
 from .allocator import DEFAULT_WORKLOAD
-from .bench import time_steps, train_step
+from .bench import BENCH_LOSS, time_steps, train_step
+from .configschema import schema_defaults
 from .models import build_model, get_model_spec
 
 
@@ -19,7 +20,8 @@ def probe(model_name: str, size: int = 64, batch_size: int = 8, steps: int = 4) 
     side = get_model_spec(model_name).input_size(size, 101)
     x = torch.randn(batch_size, 3, side, side).contiguous(memory_format=torch.channels_last)
     target = (torch.rand(batch_size, 1, side, side) > 0.5).float()
-    n, seconds = time_steps(train_step(model, x, target, bf16=False), lambda: None, min_steps=steps,
+    step = train_step(model, x, target, bf16=False, loss=BENCH_LOSS, aux_weight=schema_defaults()["aux_weight"])
+    n, seconds = time_steps(step, lambda: None, min_steps=steps,
                             min_seconds=0, max_seconds=float("inf"))
     return n * batch_size / seconds
 

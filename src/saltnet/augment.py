@@ -14,19 +14,25 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .configschema import schema_defaults
+
 __all__ = ["AugmentSettings", "augment_batch"]
+
+
+_DEFAULTS = schema_defaults(section="augment")  # the schema's defaults: the only ones
 
 
 @dataclass(frozen=True)
 class AugmentSettings:
-    """Config key `augment`. p: chance that an image gets the affine map and brightness change."""
+    """Config key `augment` (defaults: the schema's). p: chance that an image gets the affine map and
+    brightness change."""
 
-    hflip: bool = True
-    p: float = 0.0  # 0: flips only (the blog's recipe)
-    shift: float = 0.0  # largest shift, as a fraction of the image side
-    scale: float = 0.0  # zoom factor drawn from [1 - scale, 1 + scale]
-    rotate: float = 0.0  # largest rotation, degrees
-    brightness: float = 0.0  # largest brightness shift, in normalised units (std of the data)
+    hflip: bool = _DEFAULTS["hflip"]
+    p: float = _DEFAULTS["p"]  # 0: flips only (the blog's recipe)
+    shift: float = _DEFAULTS["shift"]  # largest shift, as a fraction of the image side
+    scale: float = _DEFAULTS["scale"]  # zoom factor drawn from [1 - scale, 1 + scale]
+    rotate: float = _DEFAULTS["rotate"]  # largest rotation, degrees
+    brightness: float = _DEFAULTS["brightness"]  # largest brightness shift, in normalised units (std of the data)
 
     @property
     def affine(self) -> bool:

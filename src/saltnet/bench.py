@@ -2,8 +2,8 @@
 
 `make bench` (`python -m saltnet.bench --out results/bench.json`) times, for each model in
 `saltnet.models.MODELS` and for smp's `Unet('resnet34')` (the reference a user would pick instead),
-at the config's `train.size` and `finetune.size`: a training step (forward, symmetric Lovász loss on
-a random 0/1 target, backward, Adam step) and an inference forward, in fp32 and under bf16 autocast,
+at a preset's `train.size` and `finetune.size` (`--preset`, resolved as a run resolves it): a training
+step (forward, symmetric Lovász loss on a random 0/1 target with the preset's `aux_weight`, backward, Adam step) and an inference forward, in fp32 and under bf16 autocast,
 channels_last, random init. Each row names the machine it ran on, so every speed claim can cite one.
 It measures under the system allocator; SALTNET_JEMALLOC=1 re-runs it under jemalloc (allocator.py),
 so the two can be compared (the pipeline's `allocator: auto` makes that comparison itself).
@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-import yaml
 from torch import nn
 
 from .allocator import allocator_in_use, jemalloc_path
+from .configschema import ConfigError, preset_path, resolve_config
 from .learner import training_loss
 from .models import MODELS, build_model
 from .precision import cpu_info
@@ -33,6 +33,7 @@ __all__ = ["SMP_NAME", "machine_info", "time_steps", "train_step", "infer_step",
 SMP_NAME = "smp_unet_resnet34"
 MODES = ("train", "infer")
 PRECISIONS = ("fp32", "bf16")
+BENCH_LOSS = "symmetric_lovasz"  # the loss of a timed training step (the Lovász stage's)
 WARMUP_STEPS = 1  # the first step builds oneDNN/cuDNN primitives and allocates; timed only if it alone hits max_seconds
 
 
@@ -93,10 +94,10 @@ def time_steps(step: Callable[[], None], sync: Callable[[], None], min_steps: in
 
 
 def train_step(model: nn.Module, x: torch.Tensor, target: torch.Tensor, bf16: bool,
-               loss: str | Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = "symmetric_lovasz") -> Callable[[], None]:
+               loss: str | Callable[[torch.Tensor, torch.Tensor], torch.Tensor], aux_weight: float) -> Callable[[], None]:
     """x: (N, 3, S, S) float; target: (N, 1, S', S') in {0,1} -> one forward+loss+backward+Adam step
     (with the training loss wrapper: a deep-supervised model's auxiliary outputs cost what they cost)."""
-    loss_fn = training_loss(loss, model)
+    loss_fn = training_loss(loss, model, aux_weight)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
 
     def step():
@@ -134,7 +135,8 @@ def bench_model(model: nn.Module, size: int, device: torch.device, args: argpars
         model.train(mode == "train")
         for precision in args.precisions:
             bf16 = precision == "bf16"
-            step = train_step(model, x, target, bf16) if mode == "train" else infer_step(model, x, bf16)
+            step = (train_step(model, x, target, bf16, BENCH_LOSS, args.aux_weight) if mode == "train"
+                    else infer_step(model, x, bf16))
             steps, seconds = time_steps(step, sync, args.min_steps, args.min_seconds, args.max_seconds, compiled)
             rows.append(dict(mode=mode, precision=precision, size=size, input_size=input_size,
                              batch_size=args.batch_size, img_per_s=steps * args.batch_size / seconds,
@@ -170,11 +172,6 @@ def format_table(rows: list[dict], m: dict) -> str:
     return "\n".join(lines)
 
 
-def _config_sizes(configfile: str) -> list[int]:
-    config = yaml.safe_load(Path(configfile).read_text())
-    return [int(config["train"]["size"]), int(config["finetune"]["size"])]
-
-
 def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
@@ -184,8 +181,10 @@ def _positive_int(text: str) -> int:
 def _parser() -> argparse.ArgumentParser:
     names = [*MODELS, SMP_NAME]
     p = argparse.ArgumentParser(prog="python -m saltnet.bench", description=__doc__.split("\n")[0])
-    p.add_argument("--configfile", default="config.yaml", help="sizes from its train.size and finetune.size")
-    p.add_argument("--sizes", type=_positive_int, nargs="+", help="image sizes in px (overrides --configfile)")
+    p.add_argument("--preset", default="cpu",
+                   help="a preset's name (workflow/presets) or a config file: sizes from its train.size and "
+                        "finetune.size, and its aux_weight (default: cpu)")
+    p.add_argument("--sizes", type=_positive_int, nargs="+", help="image sizes in px (overrides the preset's)")
     p.add_argument("--models", nargs="+", choices=names, default=names, metavar="MODEL",
                    help=f"default: all of {', '.join(names)}")
     p.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
@@ -229,9 +228,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     """Measure on CUDA if there is a GPU, else on the CPU; print the table, write --out; return the rows."""
     parser = _parser()
     args = parser.parse_args(argv)
-    if not args.sizes and not Path(args.configfile).is_file():
-        parser.error(f"no --sizes and no config file {args.configfile!r} to read train.size and finetune.size from")
-    sizes = list(dict.fromkeys(args.sizes or _config_sizes(args.configfile)))
+    try:
+        config = resolve_config([preset_path(args.preset)])
+    except ConfigError as err:
+        parser.error(str(err))
+    args.aux_weight = config["aux_weight"]
+    sizes = list(dict.fromkeys(args.sizes or [config["train"]["size"], config["finetune"]["size"]]))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     machine = machine_info(device)
     if device.type == "cpu" and machine["load_avg_1m"] > 0.5 * (os.cpu_count() or 1):

@@ -123,7 +123,7 @@ def _measure_worker(job: dict) -> dict:
         x = torch.randn(stage["batch_size"], 3, side, side).contiguous(memory_format=torch.channels_last)
         target = (torch.rand(stage["batch_size"], 1, job["native"], job["native"]) > 0.5).float()
         model.train()
-        step = train_step(model, x, target, job["bf16"], loss=stage["loss"])
+        step = train_step(model, x, target, job["bf16"], loss=stage["loss"], aux_weight=stage["aux_weight"])
         out[stage["stage"]] = _time(step, job["steps"])
         model.eval()
         out[stage["stage"] + "_infer"] = _time(infer_step(model, x, job["bf16"]), job["steps"])
@@ -207,7 +207,7 @@ def plan_budget(budget_minutes: float, model: str, stages: list[dict], fold_size
     plan = plan_epochs(costs, rounds, budget_minutes * 60, predict_seconds + RESERVE_SECONDS + measured)
     # What replan_finetune needs to time the steps again, as measure_steps' arguments (with the plan's
     # parallel_folds and fold_threads).
-    remeasure = dict(model=model, stages=[{k: s[k] for k in ("stage", "size", "batch_size", "loss")} for s in stages],
+    remeasure = dict(model=model, stages=[{k: s[k] for k in ("stage", "size", "batch_size", "loss", "aux_weight")} for s in stages],
                      native=native, bf16=bf16, predict_batch_size=predict_batch_size)
     return {**plan, "budget_minutes": budget_minutes, "parallel_folds": parallel, "rounds": rounds,
             "fold_threads": fold_threads, "predict_seconds": round(predict_seconds, 1),

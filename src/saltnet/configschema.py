@@ -1,4 +1,11 @@
-"""Config values as a user types them on `snakemake --config`, turned into the types the schema asks for.
+"""The run's config: the schema's defaults, then the config files, then `--config`; one function for all.
+
+`resolve_config` is what the Snakefile (workflow/rules/common.smk) calls on the config files the user
+named (or, with none, `./config.yaml` where the working directory has one, else the demo preset) and
+the `--config` entries; every tool, proxy, benchmark and gpu-check that needs a preset's settings calls
+it too, so they all see the recipe a real run trains. The schema is the one place of every default.
+
+Config values as a user types them on `snakemake --config`, turned into the types the schema asks for:
 
 Snakemake 9 parses `--config key=value` with int(), float(), then only `True`/`False` as booleans,
 then YAML's BaseLoader, which keeps every scalar a string: `bf16=false` arrives as 'false',
@@ -10,13 +17,27 @@ Imports only yaml: common.smk calls it on every `snakemake -n`.
 
 from __future__ import annotations
 
+import copy
 import math
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
 
-__all__ = ["load_schema", "schema_defaults", "coerce_config"]
+__all__ = ["REPO", "SCHEMA_PATH", "PRESETS", "DEMO_PRESET", "ConfigError", "load_schema", "schema_defaults",
+           "coerce_config", "with_defaults", "validate_config", "merge_config", "config_files", "resolve_config",
+           "parse_overrides", "preset_path"]
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA_PATH = REPO / "workflow/schemas/config.schema.yaml"
+PRESETS = REPO / "workflow/presets"
+DEMO_PRESET = PRESETS / "demo.yaml"
+STAGES = ("train", "finetune")
+
+
+class ConfigError(ValueError):
+    """A config that the schema refuses; the message names the key, the value and what was wrong."""
 
 # JSON schema type name -> check; bool is not a number in JSON schema.
 _TYPE_CHECKS = {
@@ -30,15 +51,150 @@ _TYPE_CHECKS = {
 }
 
 
-def load_schema(path: str | Path) -> dict:
+def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
     """The config schema (YAML or JSON) as a dict."""
     with open(path) as handle:
         return yaml.safe_load(handle)
 
 
-def schema_defaults(schema: dict) -> dict:
-    """The top-level keys that have a default, with it (what Snakemake's validate fills in)."""
-    return {key: spec["default"] for key, spec in schema.get("properties", {}).items() if "default" in spec}
+def schema_defaults(schema: dict | None = None, section: str | None = None) -> dict:
+    """The keys that have a default in the schema, with it: the top level, or the properties of `section`
+    (a top-level key such as 'augment', or a definition such as 'stage')."""
+    schema = schema or load_schema()
+    node = schema
+    if section is not None:
+        node = schema.get("definitions", {}).get(section) or _resolve(schema["properties"][section], schema)
+    return {key: copy.deepcopy(spec["default"]) for key, spec in node.get("properties", {}).items()
+            if "default" in spec}
+
+
+def preset_path(name: str) -> Path:
+    """workflow/presets/<name>.yaml, or `name` itself where it is a file."""
+    path = PRESETS / f"{name}.yaml"
+    if path.is_file():
+        return path
+    if Path(name).is_file():
+        return Path(name)
+    known = ", ".join(sorted(p.stem for p in PRESETS.glob("*.yaml")))
+    raise ConfigError(f"preset {name!r}: neither workflow/presets/{name}.yaml nor a file (presets: {known})")
+
+
+def config_files(named: list, cwd: str | Path = ".") -> list[Path]:
+    """The config files of a run: those named with --configfile; with none, ./config.yaml where the working
+    directory holds one, else the demo preset. Never two of these merged: a preset inherits nothing."""
+    if named:
+        return [Path(f) for f in named]
+    local = Path(cwd) / "config.yaml"
+    return [local] if local.is_file() else [DEMO_PRESET]
+
+
+def merge_config(base: dict, update: Mapping) -> dict:
+    """`update` merged into `base`, nested mappings key by key (as Snakemake merges --configfile and
+    --config); in place, returned."""
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            merge_config(base[key], value)
+        else:
+            base[key] = copy.deepcopy(dict(value) if isinstance(value, Mapping) else value)
+    return base
+
+
+def _load_file(path: Path) -> dict:
+    try:
+        loaded = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path}: does not exist") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path}: not valid YAML: {err}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path}: holds a {type(loaded).__name__}, not a mapping of config keys")
+    return loaded
+
+
+def resolve_config(files: list = (), overrides: Mapping | None = None, schema: dict | None = None) -> dict:
+    """The config of a run: the schema's defaults, then each file in order, then `overrides` (the
+    --config entries, as Snakemake delivers them or as the YAML types), coerced and validated.
+
+    A stage's `loss` not given is the top-level loss, written into the stage, so that the result states
+    every stage's recipe. Raises ConfigError naming the key and what was wrong.
+    """
+    schema = schema or load_schema()
+    config: dict = {}
+    for path in files:
+        merge_config(config, _load_file(path))
+    merge_config(config, overrides or {})
+    try:
+        coerce_config(config, schema)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    config = with_defaults(config, schema)
+    for stage in STAGES:
+        if isinstance(config.get(stage), dict) and isinstance(config.get("loss"), str):
+            config[stage].setdefault("loss", config["loss"])
+    validate_config(config, schema)
+    return config
+
+
+def with_defaults(config: dict, schema: dict) -> dict:
+    """A copy of `config` with every default of the schema filled in, nested objects included."""
+    return _fill(copy.deepcopy(config), schema, schema)
+
+
+def _fill(value, schema: dict, root: dict):
+    schema = _resolve(schema, root)
+    if isinstance(value, dict):
+        required = schema.get("required", [])
+        for key, spec in schema.get("properties", {}).items():
+            spec = _resolve(spec, root)
+            if key not in value and "default" in spec:
+                value[key] = copy.deepcopy(spec["default"])
+            elif key not in value and key not in required and "properties" in spec:
+                value[key] = {}  # an optional section: its keys' own defaults fill it
+            if key in value:
+                value[key] = _fill(value[key], spec, root)
+    return value
+
+
+def validate_config(config: dict, schema: dict) -> None:
+    """Raise ConfigError with a few lines naming each wrong key, its value and the rule it breaks."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    if errors:
+        lines = [_error_line(error, schema) for error in errors[:5]]
+        more = f"\n(and {len(errors) - 5} more)" if len(errors) > 5 else ""
+        raise ConfigError("\n".join(dict.fromkeys(lines)) + more)
+
+
+def _error_line(error, schema: dict) -> str:
+    path = ".".join(map(str, error.absolute_path))
+    if error.validator == "additionalProperties":
+        allowed = sorted(_resolve(error.schema, schema).get("properties", {}))
+        unknown = ", ".join(sorted(set(error.instance) - set(allowed)))
+        where = f"in {path}: " if path else ""
+        return f"config key {where}{unknown}: unknown (known keys: {', '.join(allowed)})"
+    if error.validator == "required":
+        missing = error.message.split("'")[1]
+        key = f"{path}.{missing}" if path else missing
+        return f"config key {key}: missing (workflow/schemas/config.schema.yaml describes it)"
+    about = _resolve(error.schema, schema).get("description", "") if isinstance(error.schema, dict) else ""
+    about = f" ({about})" if about and len(about) <= 240 else ""
+    return f"config key {path or '(top level)'}: {error.message}{about}"
+
+
+def parse_overrides(entries: list[str]) -> dict:
+    """`key=value` entries as `snakemake --config` takes them (values read as YAML), for tools that take
+    the same overrides: ['folds={n: 2}', 'aux_weight=0.5'] -> {'folds': {'n': 2}, 'aux_weight': 0.5}."""
+    overrides: dict = {}
+    for entry in entries:
+        key, sep, text = entry.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {entry!r}: write key=value, e.g. aux_weight=0.5 or 'finetune={{lr: 2e-3}}'")
+        merge_config(overrides, {key: yaml.safe_load(text) if text else None})
+    return overrides
 
 
 def coerce_config(config: dict, schema: dict) -> dict:

@@ -76,7 +76,7 @@ def _draw(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return _seismic_image(rng, mask), mask
 
 
-def make_demo_data(out_dir: str | Path, n_train: int = 200, n_test: int = 100, seed: int = 0) -> None:
+def make_demo_data(out_dir: str | Path, n_train: int, n_test: int, seed: int) -> None:
     """Write the layout under `out_dir` (created; must not exist yet, so nothing is overwritten)."""
     out_dir = Path(out_dir)
     if out_dir.exists():

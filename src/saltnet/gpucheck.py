@@ -26,25 +26,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from fastai.callback.core import Callback
 
 from . import bench
 from .callbacks import NonFiniteLossError
-from .configschema import load_schema, schema_defaults
+from .configschema import preset_path, resolve_config
 from .dataset import PackedData, pack_competition
 from .demo import make_demo_data
 from .folds import split_folds
-from .models import build_model, get_model_spec
+from .models import get_model_spec
+from .models.modelfile import load_model, save_model_file
 from .predict import predict_probs
 from .precision import resolve_bf16
-from .settings import TrainSettings, stage_settings
+from .settings import TrainSettings, settings_of
 from .train import fold_indices, train_fold
 
 __all__ = ["ComputeTimer", "StageReport", "run_stage", "check_prediction", "main"]
 
-REPO = Path(__file__).resolve().parents[2]
-SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
 TINY = dict(n_train=40, n_test=8, sizes=(32, 48), epochs=(1, 1), batch_sizes=(8, 8))
 
 
@@ -123,13 +121,12 @@ def check_prediction(probs: np.ndarray, n: int, side: int) -> None:
         raise ValueError("prediction holds values outside [0, 1] or non-finite ones")
 
 
-def _settings(preset: dict, stage: str, epochs: int, size: int | None, batch_size: int | None) -> TrainSettings:
-    """TrainSettings of a preset's stage as the pipeline builds them (schema defaults filled), from random init."""
-    config = {**schema_defaults(load_schema(SCHEMA)), **preset}
-    stage_config = {**config[stage], "epochs": epochs}
-    if size:
-        stage_config.update(size=size, batch_size=batch_size)
-    return TrainSettings(**stage_settings({**config, stage: stage_config}, stage, encoder_weights="none"))
+def _settings(config: dict, stage: str, epochs: int, size: int | None = None,
+              batch_size: int | None = None) -> TrainSettings:
+    """TrainSettings of a resolved preset's stage, built as the rules build them (settings_of), from random
+    init and for `epochs` (and at toy `size` and `batch_size` where given)."""
+    toy = {"size": size, "batch_size": batch_size} if size else {}
+    return settings_of(config, stage, encoder_weights="none", epochs=epochs, **toy)
 
 
 def preset_cost(preset: dict, reports: list[StageReport], gpus: tuple[int, ...] = (1, 2, 4, 8)) -> dict:
@@ -154,7 +151,7 @@ def _print_stage(r: StageReport) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m saltnet.gpucheck", description=__doc__.split("\n")[0])
-    p.add_argument("--preset", default=str(REPO / "workflow/presets/competition.yaml"))
+    p.add_argument("--preset", default="competition", help="a preset's name (workflow/presets) or a config file")
     p.add_argument("--model", help="another registered model than the preset's")
     p.add_argument("--epochs", type=int, nargs=2, default=(3, 2), metavar=("TRAIN", "FINETUNE"))
     p.add_argument("--n-train", type=int, default=4000,
@@ -178,9 +175,10 @@ def _bench(preset: dict, sizes: list[int], tiny: bool) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> dict:
     args = _parser().parse_args(argv)
-    preset = yaml.safe_load(Path(args.preset).read_text())
-    if args.model:
-        preset["model"] = args.model
+    # The preset resolved as a run resolves it (schema defaults, the file), so this trains what a run trains.
+    preset = resolve_config([preset_path(args.preset)], {"model": args.model} if args.model else {})
+    if isinstance(preset["fold_threads"], int):  # a fold job's threads in a real run
+        torch.set_num_threads(preset["fold_threads"])
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     started = time.perf_counter()
     machine = bench.machine_info(device)
@@ -208,15 +206,14 @@ def main(argv: list[str] | None = None) -> dict:
             _print_stage(report)
             reports.append(report)
             init = str(tmp / f"{stage}.pth")
-            torch.save(state, init)
-        model = build_model(settings.model, "none", settings.size)
-        model.load_state_dict(torch.load(init, weights_only=True))
+            save_model_file(init, state, settings, stage)
+        model, _ = load_model(init, settings)
         _, valid_idx = fold_indices(folds, data.ids, 0)
         images = data.images[valid_idx]
         precision = resolve_bf16(settings.bf16, device)
         t0 = time.perf_counter()
         probs = predict_probs(model, images, get_model_spec(settings.model).input_size(settings.size, 101),
-                              device, batch_size=preset.get("predict", {}).get("batch_size", 32), tta=True,
+                              device, batch_size=preset["predict"]["batch_size"], tta=True,
                               bf16=precision.bf16)
         predict_img_s = len(images) / (time.perf_counter() - t0)
     try:

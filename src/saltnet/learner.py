@@ -15,9 +15,8 @@ from fastai.metrics import Metric
 from .losses import get_loss
 from .metric import image_scores
 
-__all__ = ["AUX_WEIGHT", "CLASS_WEIGHT", "ResizedTargetLoss", "training_loss", "CompetitionMetric", "build_learner"]
+__all__ = ["CLASS_WEIGHT", "ResizedTargetLoss", "training_loss", "CompetitionMetric", "build_learner"]
 
-AUX_WEIGHT = 0.1  # weight of each deep-supervision level's loss, next to 1 for the main output
 CLASS_WEIGHT = 0.05  # weight of the salt/no-salt classifier's BCE (the 4th TGS place's weight)
 
 
@@ -27,13 +26,13 @@ class ResizedTargetLoss:
     Channel 0 is the prediction. Further channels (in training only) are auxiliary logits: with
     `classify`, the last one is the image's salt/no-salt logit (constant over the map), which adds
     CLASS_WEIGHT times its BCE against "the mask is not empty"; the others (deep supervision) each add
-    AUX_WEIGHT times the same loss on the images whose mask is not empty (empty images teach the
+    `aux_weight` (config key aux_weight) times the same loss on the images whose mask is not empty (empty images teach the
     auxiliary heads nothing about shape; as the 1st and 4th TGS places did). Then `main_loss` keeps
     the main output's share (detached), so the history can show a training loss comparable with the
     validation loss, which never has auxiliary terms; otherwise it is None.
     """
 
-    def __init__(self, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], aux_weight: float = AUX_WEIGHT,
+    def __init__(self, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], aux_weight: float,
                  classify: bool = False, class_weight: float = CLASS_WEIGHT):
         self.loss, self.aux_weight = loss, aux_weight
         self.classify, self.class_weight = classify, class_weight
@@ -88,16 +87,15 @@ class CompetitionMetric(Metric):
 
 
 def training_loss(loss: str | Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                  model: torch.nn.Module, aux_weight: float | None = None) -> ResizedTargetLoss:
+                  model: torch.nn.Module, aux_weight: float) -> ResizedTargetLoss:
     """The registered loss `loss` (or a loss function), wrapped for `model`'s training outputs
-    (see ResizedTargetLoss); aux_weight: each deep-supervision level's weight (None: AUX_WEIGHT)."""
+    (see ResizedTargetLoss); aux_weight: each deep-supervision level's weight (config key aux_weight)."""
     classify = any(getattr(module, "classifies", False) for module in model.modules())
-    return ResizedTargetLoss(get_loss(loss) if isinstance(loss, str) else loss, classify=classify,
-                             aux_weight=AUX_WEIGHT if aux_weight is None else aux_weight)
+    return ResizedTargetLoss(get_loss(loss) if isinstance(loss, str) else loss, aux_weight=aux_weight,
+                             classify=classify)
 
 
-def build_learner(dls, model: torch.nn.Module, loss: str, wd: float, cbs: list,
-                  aux_weight: float | None = None) -> Learner:
+def build_learner(dls, model: torch.nn.Module, loss: str, wd: float, cbs: list, aux_weight: float) -> Learner:
     """A Learner with fastai's default Adam (decoupled weight decay), as in the blog."""
     return Learner(dls, model, loss_func=training_loss(loss, model, aux_weight), metrics=[CompetitionMetric()],
                    wd=wd, cbs=cbs)

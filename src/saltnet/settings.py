@@ -9,42 +9,53 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["TrainSettings", "stage_settings", "file_digest"]
+from .configschema import schema_defaults
+
+__all__ = ["TrainSettings", "stage_settings", "settings_of", "file_digest"]
+
+
+_TOP = schema_defaults()  # the schema's top-level defaults: the only defaults TrainSettings has
+_STAGE = schema_defaults(section="stage")
 
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """Everything that defines a fold's training run; its hash guards resumption."""
+    """Everything that defines a fold's training run; its hash guards resumption.
 
-    model: str = "unet_resnet34"
-    encoder_weights: str = "none"  # 'imagenet', 'none' or a path; ignored when starting from init weights
-    loss: str = "symmetric_lovasz"
-    size: int = 128
-    epochs: int = 60
-    batch_size: int = 32
-    lr: float = 1e-3
-    wd: float = 1e-7
-    seed: int = 42
-    bf16: bool | str = "auto"  # bf16 autocast: True, False or 'auto' (see precision.resolve_bf16)
-    augment: dict | None = None  # AugmentSettings keywords; None: horizontal flips only
-    valid_fraction: float = 1.0  # share of the fold's images scored after each epoch
-    deterministic: bool | str = "auto"  # True, False or 'auto' (see determinism.resolve_deterministic)
-    checkpoint_minutes: float = 5.0  # resumable checkpoint at most this often (0: every epoch), and at the end
-    compile: bool = False  # torch.compile the model for training
-    snapshots: int = 0  # keep the weights of the last this many epochs (work_dir/snapshots/epoch{e}.pth)
-    swa: int = 0  # > 1: the stage's model is the mean of its last swa epochs' weights (BatchNorm measured again)
-    exclude: tuple[str, ...] | list[str] = ()  # filters of saltnet.cleaning: training images left out (still scored)
-    aux_weight: float | None = None  # each deep-supervision level's loss weight; None: learner.AUX_WEIGHT
+    Built from a resolved config by `stage_settings` (the rules, gpu-check, the tools). The fields a
+    preset must state (the model, the stage's size, epochs, batch, lr, wd) have no default; the others
+    take the schema's, so that code and schema cannot disagree (tests/test_presets.py checks it).
+    """
+
+    model: str
+    size: int
+    epochs: int
+    batch_size: int
+    lr: float
+    wd: float
+    encoder_weights: str = _TOP["encoder_weights"]  # 'imagenet', 'none' or a path; ignored with init weights
+    loss: str = _TOP["loss"]
+    seed: int = _TOP["seed"]
+    bf16: bool | str = _TOP["bf16"]  # bf16 autocast: True, False or 'auto' (see precision.resolve_bf16)
+    augment: dict = field(default_factory=lambda: schema_defaults(section="augment"))  # AugmentSettings keywords
+    valid_fraction: float = _TOP["valid_fraction"]  # share of the fold's images scored after each epoch
+    deterministic: bool | str = _TOP["deterministic"]  # True, False or 'auto' (see determinism)
+    checkpoint_minutes: float = _TOP["checkpoint_minutes"]  # resumable checkpoint at most this often, and at the end
+    compile: bool = _TOP["compile"]  # torch.compile the model for training
+    snapshots: int = _TOP["snapshots"]  # keep the weights of the last this many epochs (work_dir/snapshots)
+    swa: int = _STAGE["swa"]  # > 1: the stage's model is the mean of its last swa epochs' weights
+    exclude: tuple[str, ...] | list[str] = tuple(_TOP["exclude"])  # saltnet.cleaning filters: left out of training
+    aux_weight: float = _TOP["aux_weight"]  # each deep-supervision level's loss weight
 
     @property
     def augment_settings(self):
         """The `augment` keywords as augment.AugmentSettings (imported here: it needs torch)."""
         from .augment import AugmentSettings
 
-        return AugmentSettings(**(self.augment or {}))
+        return AugmentSettings(**self.augment)
 
     def fingerprint(self, fold: int, init_weights: str | None, data_digest: str = "") -> str:
         """Settings, fold, the *content* of the starting weights and of the data: a checkpoint resumes only
@@ -59,10 +70,15 @@ class TrainSettings:
 # When checkpoints are written, which epochs' weights are kept and whether the last ones are averaged
 # after the fit (from the kept files) do not change the fit that a checkpoint resumes.
 _NOT_IN_FINGERPRINT = ("checkpoint_minutes", "snapshots", "swa")
-# Fields added after runs existed: hashed only when set (an aux_weight of 0 is hashed), so a checkpoint
-# written before them still resumes.
-_HASHED_UNLESS_EMPTY = ("exclude", "aux_weight")
+# A field added after runs existed: hashed only when set, so a checkpoint written before it still resumes.
+_HASHED_UNLESS_EMPTY = ("exclude",)
 FIELDS = tuple(f.name for f in dataclasses.fields(TrainSettings))
+
+
+def settings_of(config: dict, stage: str, **overrides) -> "TrainSettings":
+    """TrainSettings of stage 'train' or 'finetune' of a resolved config (saltnet.configschema.resolve_config):
+    what the rules train; every tool that trains a preset's stage builds its settings here."""
+    return TrainSettings(**stage_settings(config, stage, **overrides))
 
 
 def stage_settings(config: dict, stage: str, **overrides) -> dict:
@@ -82,3 +98,14 @@ def file_digest(path: str | Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def write_resolved_config(out: str | Path, files: list, config: dict, stages: dict, threads: int, cores: int) -> None:
+    """The YAML of rule resolved_config: config files, --cores, threads per job, each stage's settings, config."""
+    import yaml
+
+    from .atomic import write_text
+
+    plain = json.loads(json.dumps({"config_files": list(files), "cores": cores, "threads_per_fold_job": threads,
+                                   "stages": dict(stages), "config": dict(config)}, default=list))
+    write_text(out, yaml.safe_dump(plain, sort_keys=False, width=120))

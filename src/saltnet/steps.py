@@ -16,14 +16,14 @@ import pandas as pd
 import torch
 
 from .allocator import allocator_in_use
-from .atomic import atomic_path, write_json, write_npz, write_parquet
+from .atomic import write_json, write_npz, write_parquet
 from .dataset import load_packed, pack_competition
 from .device import device_lease
 from .ensemble import mean_fold_probs
 from .folds import split_folds
 from .metric import image_scores
-from .models import build_model, get_model_spec
-from .models.weights import load_state_dict_file
+from .models import get_model_spec
+from .models.modelfile import load_model, save_model_file
 from .oof import load_oof
 from .postprocess import apply_setting, choose_postprocess, describe_setting
 from .precision import resolve_bf16
@@ -55,7 +55,7 @@ def folds_step(packed_train: str, n_folds: int, seed: int, out: str) -> None:
 
 def budget_step(packed_test: str, folds: str, budget_minutes: float, model: str, stages: list[dict],
                 valid_fraction: float, predict_tta: bool, predict_batch_size: int, native: int, cores: int,
-                fold_threads: int, bf16: bool | str, out: str, predict_shifts: list = ()) -> None:
+                fold_threads: int, bf16: bool | str, out: str, predict_shifts: list) -> None:
     """Plan the epochs that fit budget_minutes on this machine (saltnet.budget) and write them to `out`."""
     from .budget import plan_budget
     from .precision import cpu_info
@@ -107,10 +107,11 @@ def planned_epochs(budget: str, stage: str) -> int:
     return int(_read_json(budget)["epochs"][stage])
 
 
-def train_step(packed_train: str, folds: str, fold: int, settings: TrainSettings, out_model: str,
+def train_step(packed_train: str, folds: str, fold: int, settings: TrainSettings, stage: str, out_model: str,
                out_history: str, out_run: str, work_dir: str, lock_dir: str, init_weights: str | None = None,
                gpu_slots: int | None = None) -> None:
-    """Train one fold at one resolution; outputs appear only once the fold has finished."""
+    """Train one fold at one resolution (stage 'train' or 'finetune'); outputs appear only once the fold has
+    finished. The model file carries its architecture, size, stage and settings (saltnet.models.modelfile)."""
     queued = time.time()
     data, table = load_packed(packed_train), pd.read_parquet(folds)
     with device_lease(lock_dir, gpu_slots) as lease:
@@ -118,11 +119,10 @@ def train_step(packed_train: str, folds: str, fold: int, settings: TrainSettings
         log.info("fold %d on %s (%s)", fold, lease.device, lease.source)
         result = train_fold(data, table, fold, settings, work_dir, lease.device, init_weights)
         ended = time.time()
-    with atomic_path(out_model) as tmp:
-        torch.save(result.state_dict, tmp)
+    save_model_file(out_model, result.state_dict, settings, stage)
     write_parquet(out_history, result.history)
     write_json(out_run, {
-        "fold": fold, "size": settings.size, "device": str(lease.device), "gpu_slot": lease.slot,
+        "fold": fold, "stage": stage, "model": settings.model, "size": settings.size, "device": str(lease.device), "gpu_slot": lease.slot,
         "lease": lease.source, "start": started, "end": ended, "seconds": ended - started,
         "lease_wait_s": started - queued,
         "epochs": settings.epochs, "resumed_from_epoch": result.resumed_from,
@@ -135,24 +135,20 @@ def train_step(packed_train: str, folds: str, fold: int, settings: TrainSettings
         (Path(work_dir) / name).unlink(missing_ok=True)
 
 
-def _load_model(name: str, weights: str, size: int) -> torch.nn.Module:
-    model = build_model(name, "none", size)
-    model.load_state_dict(load_state_dict_file(weights))
-    return model
-
-
-def predict_step(model_name: str, weights: str, size: int, packed_train: str, packed_test: str, folds: str,
-                 fold: int, out_test: str, out_oof: str, lock_dir: str, batch_size: int = 32, tta: bool = True,
-                 shifts: list = (), bf16: bool | str = "auto", gpu_slots: int | None = None) -> None:
+def predict_step(weights: str, packed_train: str, packed_test: str, folds: str, fold: int, out_test: str,
+                 out_oof: str, lock_dir: str, batch_size: int, tta: bool, shifts: list, bf16: bool | str,
+                 expected: TrainSettings | None = None, gpu_slots: int | None = None) -> None:
     """TTA probabilities (flip, shifts: see predict.tta_views) of the fold's model on the test set and on its
-    own validation images.
+    own validation images. The architecture and size come from the model file; `expected` (the config's
+    finetune settings) must match the recipe it was trained with, else ValueError naming both.
 
     bf16: config key bf16 (True, False or 'auto'), resolved for the device this job holds.
     """
-    model = _load_model(model_name, weights, size)
+    model, found = load_model(weights, expected)
+    log.info("fold %d: %s (%s)", fold, weights, found.describe())
     train, test = load_packed(packed_train), load_packed(packed_test)
     _, valid_idx = fold_indices(pd.read_parquet(folds), train.ids, fold)
-    input_size = get_model_spec(model_name).input_size(size, train.images.shape[-1])
+    input_size = get_model_spec(found.model).input_size(found.size, train.images.shape[-1])
     with device_lease(lock_dir, gpu_slots) as lease:
         precision = resolve_bf16(bf16, lease.device)
         log.info("fold %d: predicting %d test and %d out-of-fold images on %s, precision %s (%s)", fold,

@@ -25,10 +25,10 @@ from .determinism import resolve_deterministic, seed_everything
 from .dataset import PackedData
 from .learner import build_learner
 from .models import build_model, get_model_spec
-from .models.weights import load_state_dict_file
+from .models.modelfile import read_model_file
 from .precision import Precision, resolve_bf16
 from .settings import TrainSettings
-from .snapshots import average_weights, recompute_batchnorm, snapshot_files
+from .snapshots import average_weights, recompute_batchnorm
 
 OWN_FILES = ("checkpoint.pth", "best.pth")  # what a fold writes in its work_dir
 SNAPSHOTS = "snapshots"  # work_dir's folder of the last epochs' weights (config key snapshots)
@@ -100,7 +100,8 @@ def train_fold(data: PackedData, folds: pd.DataFrame, fold: int, settings: Train
                extra_cbs: tuple = ()) -> TrainResult:
     """Train `fold` (its images are the validation set) and return the best epoch's weights.
 
-    init_weights: a state dict file of the same model (progressive resizing: the 128 px weights).
+    init_weights: a model file (saltnet.models.modelfile) of the same architecture (progressive resizing:
+    the 128 px stage's); another architecture is an error that names both.
     extra_cbs: more fastai callbacks (gpu-check's timers).
     """
     work_dir = Path(work_dir)
@@ -130,7 +131,7 @@ def train_fold(data: PackedData, folds: pd.DataFrame, fold: int, settings: Train
                            settings.augment_settings)
     model = build_model(settings.model, "none" if init_weights else settings.encoder_weights, settings.size)
     if init_weights:
-        model.load_state_dict(load_state_dict_file(init_weights))
+        model.load_state_dict(_init_state(init_weights, settings.model))
     if settings.compile:  # in place: the state dict keeps its keys (torch.compile(model) would prefix them)
         model.compile()
 
@@ -155,6 +156,15 @@ def train_fold(data: PackedData, folds: pd.DataFrame, fold: int, settings: Train
                              input_size, settings.batch_size, device, fold)
     state = {k: v.detach().cpu().contiguous() for k, v in learn.model.state_dict().items()}
     return TrainResult(state, pd.DataFrame(history.rows), best.best_epoch, float(best.best), start_epoch, precision)
+
+
+def _init_state(path: str, model: str) -> dict:
+    """The weights of model file `path`, which must hold `model` (its size may differ: progressive resizing)."""
+    found = read_model_file(path)
+    if found.model != model:
+        raise ValueError(f"init weights {path} hold {found.describe()}, but this stage trains {model!r}: "
+                         "train the first stage again with this config (snakemake -R train_fold)")
+    return found.state_dict
 
 
 def _average_last_epochs(model, folder: Path, k: int, epochs: int, images: np.ndarray, input_size: int,

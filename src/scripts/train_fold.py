@@ -22,6 +22,7 @@ train_step(
     folds=snakemake.input.folds,
     fold=int(snakemake.wildcards.fold),
     settings=TrainSettings(**stage),
+    stage=snakemake.rule.removesuffix("_fold"),
     init_weights=snakemake.input.get("init_weights"),
     out_model=snakemake.output.model,
     out_history=snakemake.output.history,

@@ -3,13 +3,18 @@ import sys
 import tempfile
 from pathlib import Path
 
-from snakemake.utils import validate
+from saltnet.configschema import config_files, resolve_config
 
-from saltnet.configschema import coerce_config, load_schema
-
-# --config delivers 'false', '0.4', {n: '3'} as strings: read them as the schema's types first.
-coerce_config(config, load_schema(workflow.source_path("../schemas/config.schema.yaml")))
-validate(config, schema="../schemas/config.schema.yaml")
+# The run's config, the same from any working directory: the schema's defaults, then the config files
+# named with --configfile (with none: ./config.yaml if there is one, else the demo preset), then --config.
+# Snakemake's own merge is replaced, so that no file is ever merged under another.
+CONFIG_FILES = [str(path) for path in config_files(workflow.config_settings.configfiles)]
+_resolved = resolve_config(CONFIG_FILES, workflow.config_settings.config)
+config.clear()
+config.update(_resolved)
+if "data_dir" not in config:  # the one key without a default: the presets for real data leave it to the user
+    raise ValueError("config key data_dir: not set; give the folder of the competition download "
+                     "(--config data_dir=/path/to/tgs) or data_dir=demo for the synthetic demo data")
 
 FOLDS = list(range(config["folds"]["n"]))
 DEMO = config["data_dir"] == "demo"  # the built-in synthetic data, made by rule make_demo_data
@@ -80,8 +85,8 @@ def get_finetune_budget(wildcards):
 
 
 def budget_stages():
-    """The stages that plan_budget times and scales, with their configured epochs, size, batch and loss."""
-    keys = ("epochs", "size", "batch_size", "loss")
+    """The stages that plan_budget times and scales, with their configured epochs, size, batch and losses."""
+    keys = ("epochs", "size", "batch_size", "loss", "aux_weight")
     return [{"stage": stage, **{k: stage_settings(stage)[k] for k in keys}} for stage in ("train", "finetune")]
 
 
@@ -129,19 +134,20 @@ def check_config_paths():
 
 def warn_odd_values():
     """Values the schema allows but that are almost surely a mistake: a warning, not an error."""
-    threshold = config.get("threshold", "auto")
+    threshold = config["threshold"]
     if threshold != "auto" and threshold in (0, 1):
         effect = "almost every pixel is salt" if threshold == 0 else "no pixel is salt, so every mask is empty"
         print(f"Warning: config key threshold: {threshold} means {effect} (a pixel is salt where its probability "
               "is above the threshold); did you mean a value like 0.5, or auto?", file=sys.stderr)
-    min_area, pixels = config.get("min_area", "auto"), config.get("image_size", 101) ** 2
+    min_area, pixels = config["min_area"], config["image_size"] ** 2
     if min_area != "auto" and min_area > pixels:
         print(f"Warning: config key min_area: {min_area} is more than the {pixels} pixels of an image, so every "
               "predicted mask is emptied; did you mean auto?", file=sys.stderr)
-    if config.get("min_peak", "auto") == 1:
+    if config["min_peak"] == 1:
         print("Warning: config key min_peak: 1 empties every mask whose most confident pixel is below probability "
               "1, nearly all of them; did you mean a value like 0.6, or auto?", file=sys.stderr)
 
 
 check_config_paths()
 warn_odd_values()
+

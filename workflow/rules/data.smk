@@ -8,7 +8,7 @@ if DEMO:
         output:
             directory(DEMO_DIR),
         params:
-            demo=config.get("demo", {}),
+            demo=config["demo"],
         log:
             "logs/make_demo_data/make_demo_data.log",
         conda:
@@ -25,7 +25,7 @@ rule pack_data:
         test="results/packed/test.npz",
     params:
         data_dir=DATA_DIR,
-        image_size=config.get("image_size", 101),
+        image_size=config["image_size"],
     log:
         "logs/pack_data/pack_data.log",
     conda:

@@ -8,12 +8,11 @@ rule predict_fold:
         test="results/predict/fold{fold}/test.npz",
         oof="results/predict/fold{fold}/oof.npz",
     params:
-        model=config["model"],
-        size=config["finetune"]["size"],
-        predict=config.get("predict", {}),
+        settings=stage_settings("finetune"),  # what the model file must have been trained with
+        predict=config["predict"],
         bf16=config["bf16"],
         lock_dir=LOCK_DIR,
-        gpu_slots=config.get("gpu_slots"),
+        gpu_slots=config["gpu_slots"],
         allocator=config["allocator"],
     threads: fold_threads
     resources:

@@ -12,7 +12,7 @@ rule train_fold:
         settings=stage_settings("train"),
         work_dir="results/checkpoints/train/fold{fold}",
         lock_dir=LOCK_DIR,
-        gpu_slots=config.get("gpu_slots"),
+        gpu_slots=config["gpu_slots"],
         allocator=config["allocator"],
     threads: fold_threads
     resources:
@@ -43,7 +43,7 @@ use rule train_fold as finetune_fold with:
         settings=stage_settings("finetune"),
         work_dir="results/checkpoints/finetune/fold{fold}",
         lock_dir=LOCK_DIR,
-        gpu_slots=config.get("gpu_slots"),
+        gpu_slots=config["gpu_slots"],
         allocator=config["allocator"],
     log:
         "logs/finetune_fold/fold{fold}.log",
