@@ -25,7 +25,6 @@ TINY_CONFIG = {
     "loss": "symmetric_lovasz",
     "seed": 42,
     "bf16": "auto",
-    "allocator": "system",
     "augment": {"hflip": True, "p": 0.5, "shift": 0.1, "scale": 0.1, "rotate": 10, "brightness": 0.1},
     "valid_fraction": 0.5,
     "train": {"size": 48, "epochs": 1, "batch_size": 8, "lr": 1e-3, "wd": 1e-7, "loss": "bce_dice"},

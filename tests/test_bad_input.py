@@ -396,7 +396,7 @@ def test_test_id_that_is_also_a_training_id(data):
 # --- config errors: caught by the schema (or common.smk) before any job starts -------------------
 
 CONFIG_CASES = {
-    "unknown model": ({"model": "unet_vgg16"}, ["unet_vgg16", "unet_resnet34", "hypercolumn_se_resnext50", "resunet_scse", "resunet_scse_ds", "resunet_scse_ds_wide", "resunet_scse_ds_narrow", "resunet_scse_ds_cls", "resunet_scse_ds_hc", "resunet_scse_ds_coord", "resunet_scse_resized", "resunet_scse_ds_resized"]),
+    "unknown model": ({"model": "unet_vgg16"}, ["unet_vgg16", "unet_resnet34", "hypercolumn_se_resnext50", "resunet_scse", "resunet_scse_ds"]),
     "unknown loss": ({"loss": "dice"}, ["dice", "lovasz_hinge", "symmetric_lovasz", "bce"]),
     "unknown encoder weights": ({"encoder_weights": "imagnet"}, ["encoder_weights", "imagnet", "none", "imagenet"]),
     "one fold": ({"folds": {"n": 1, "seed": 0}}, ["1 is less than the minimum of 2", "folds"]),

@@ -93,7 +93,7 @@ def write_fold_stage(root: Path, stage: str, fold: int, epochs: int = 6) -> None
     (folder / "run.json").write_text(json.dumps({
         "fold": fold, "size": 128, "epochs": epochs, "best_epoch": int(history["map_iou"].argmax()),
         "best_map_iou": float(history["map_iou"].max()), "device": "cpu", "precision": "fp32",
-        "precision_reason": "no native bf16", "allocator": "system", "allocator_reason": "config", "threads": 2,
+        "precision_reason": "no native bf16", "threads": 2,
         "seconds": 321.0, "resumed_from_epoch": 0}))
 
 

@@ -35,13 +35,8 @@ VARIANTS: dict[str, list[str]] = {
     "pad_104": ["train={size: 104}", "finetune={size: 104}"],
     "batch_8": ["train={batch_size: 8}", "finetune={batch_size: 8}"],
     "train_64": ["train={size: 64}"],  # progressive resizing: a cheap first stage, resized to 64 px
-    "resize_not_pad": ["model=resunet_scse_ds_resized"],
     "no_deep_supervision": ["model=resunet_scse"],  # no auxiliary losses on the decoder levels
-    "wide": ["model=resunet_scse_ds_wide"],  # widths from 24 instead of 16: 2.25x the FLOPs
     "folds_3": ["folds={n: 3, seed: 42}"],  # fold 0 of 3: 2000 training images instead of 1500
-    "classify_empty": ["model=resunet_scse_ds_cls"],  # + the empty-mask classifier fed to the last conv
-    "hypercolumn": ["model=resunet_scse_ds_hc"],  # + the four decoder levels fused before the last step
-    "coord": ["model=resunet_scse_ds_coord"],  # gray, row height and their product for the three gray copies
     "lr_high": ["train={lr: 6.0e-3}"],  # twice the first stage's peak learning rate (few epochs: a faster start?)
     "lr_low": ["train={lr: 1.5e-3}"],  # half of it
     "lovasz_elu": ["loss=symmetric_lovasz_elu"],  # the Lovasz stage with elu(e) + 1 (1st place); see also

@@ -5,8 +5,6 @@
 at a preset's `train.size` and `finetune.size` (`--preset`, resolved as a run resolves it): a training
 step (forward, symmetric Lovász loss on a random 0/1 target with the preset's `aux_weight`, backward, Adam step) and an inference forward, in fp32 and under bf16 autocast,
 channels_last, random init. Each row names the machine it ran on, so every speed claim can cite one.
-It measures under the system allocator; SALTNET_JEMALLOC=1 re-runs it under jemalloc (allocator.py),
-so the two can be compared (the pipeline's `allocator: auto` makes that comparison itself).
 """
 
 from __future__ import annotations
@@ -22,7 +20,6 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .allocator import allocator_in_use, jemalloc_path
 from .configschema import ConfigError, preset_path, resolve_config
 from .learner import training_loss
 from .models import MODELS, build_model
@@ -57,9 +54,9 @@ def _builders(names: list[str]) -> dict[str, Callable[[int], nn.Module]]:
 
 
 def machine_info(device: torch.device) -> dict:
-    """device (cpu or the CUDA name), CPU facts, native_bf16 of the device computing, threads, allocator,
+    """device (cpu or the CUDA name), CPU facts, native_bf16 of the device computing, threads,
     load_avg_1m at the start (2 threads on 2 busy cores ran 3x slower than 1 here: busy-machine rows mislead)."""
-    info = dict(cpu_info(), threads=torch.get_num_threads(), allocator=allocator_in_use(), device="cpu",
+    info = dict(cpu_info(), threads=torch.get_num_threads(), device="cpu",
                 load_avg_1m=round(os.getloadavg()[0], 2))
     if device.type == "cuda":
         info.update(device=torch.cuda.get_device_name(device), native_bf16=torch.cuda.is_bf16_supported())
@@ -160,7 +157,7 @@ def _sort_key(row: dict) -> tuple:
 def format_table(rows: list[dict], m: dict) -> str:
     """The machine line (`m`: machine_info), then a markdown table sorted by mode, size, precision, model."""
     lines = [f"machine: {m['device']}; CPU {m['cpu_model']} ({m['cpu_capability']}); native bf16: "
-             f"{m['native_bf16']}; threads: {m['threads']}; allocator: {m['allocator']}; load average at start: "
+             f"{m['native_bf16']}; threads: {m['threads']}; load average at start: "
              f"{m['load_avg_1m']}; torch {torch.__version__}",
              "", "| model | mode | precision | size | batch | img/s | steps | seconds | vs smp |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|"]
@@ -247,15 +244,5 @@ def main(argv: list[str] | None = None) -> list[dict]:
     return rows
 
 
-def _rerun_under_jemalloc() -> None:
-    """With SALTNET_JEMALLOC=1, re-exec `python -m saltnet.bench` with jemalloc preloaded."""
-    path = jemalloc_path()
-    if path is None or os.environ.get("SALTNET_JEMALLOC") != "1" or allocator_in_use() == "jemalloc":
-        return
-    env = {**os.environ, "LD_PRELOAD": f"{path} {os.environ.get('LD_PRELOAD', '')}".strip()}
-    os.execve(sys.executable, [sys.executable, "-m", "saltnet.bench", *sys.argv[1:]], env)
-
-
 if __name__ == "__main__":
-    _rerun_under_jemalloc()
     main()

@@ -11,9 +11,8 @@ the first stage's real times (replan_finetune below). The stages keep their one-
 plan is an ordinary run with other epoch counts; results/budget.json and results/budget_finetune.json
 say what was measured, planned and predicted, so the run can be repeated with those epochs fixed.
 
-The estimate is conservative where it can be: the planner runs under the system allocator while
-`allocator: auto` may give training jemalloc (1.1x faster here), and it reserves RESERVE_SECONDS for
-what it does not time (job start-up, packing, fold splitting, reports).
+The plan reserves RESERVE_SECONDS for what it does not time (job start-up, packing, fold splitting,
+reports).
 """
 
 from __future__ import annotations
@@ -41,8 +40,7 @@ TIMED_STEPS = 10  # timed steps per measurement, after one warm-up step
 BUSY_LOAD_PER_CORE = 0.5
 STARTUP_SECONDS = 15.0  # the measuring processes' imports; they all start timing this long after launch
 # Predicted pipeline epoch = the bare steps' median time x LOOP_OVERHEAD (fastai's loop, batches cut
-# and flipped, the metric, checkpoints; the pipeline may run under jemalloc, 1.1x the system allocator
-# the planner runs under). The bare steps time slower than the pipeline runs them: in three 4-fold
+# and flipped, the metric, checkpoints). The bare steps time slower than the pipeline runs them: in three 4-fold
 # CPU-preset runs on three AMD EPYCs (2 cores, AVX2 or run as AVX2) the first stage's real epochs took
 # 0.935, 0.93 and 0.81 (a plan at load 0.81) of the planned ones at 1.05, so the first stage got 7-19%
 # fewer epochs than fitted (replan_finetune then handed what was left to the finetune). 0.98 puts the

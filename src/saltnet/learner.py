@@ -15,27 +15,21 @@ from fastai.metrics import Metric
 from .losses import get_loss
 from .metric import image_scores
 
-__all__ = ["CLASS_WEIGHT", "ResizedTargetLoss", "training_loss", "CompetitionMetric", "build_learner"]
-
-CLASS_WEIGHT = 0.05  # weight of the salt/no-salt classifier's BCE (the 4th TGS place's weight)
-
+__all__ = ["ResizedTargetLoss", "training_loss", "CompetitionMetric", "build_learner"]
 
 class ResizedTargetLoss:
     """Loss on logits (N,K,S,S) against a target (N,1,H,W) resized to S (bilinear, then > 0.5).
 
-    Channel 0 is the prediction. Further channels (in training only) are auxiliary logits: with
-    `classify`, the last one is the image's salt/no-salt logit (constant over the map), which adds
-    CLASS_WEIGHT times its BCE against "the mask is not empty"; the others (deep supervision) each add
-    `aux_weight` (config key aux_weight) times the same loss on the images whose mask is not empty (empty images teach the
-    auxiliary heads nothing about shape; as the 1st and 4th TGS places did). Then `main_loss` keeps
+    Channel 0 is the prediction. Further channels (in training only) are the decoder levels' auxiliary
+    logits (deep supervision): each adds `aux_weight` (config key aux_weight) times the same loss on the
+    images whose mask is not empty (empty images teach the auxiliary heads nothing about shape; as the
+    1st and 4th TGS places did). Then `main_loss` keeps
     the main output's share (detached), so the history can show a training loss comparable with the
     validation loss, which never has auxiliary terms; otherwise it is None.
     """
 
-    def __init__(self, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], aux_weight: float,
-                 classify: bool = False, class_weight: float = CLASS_WEIGHT):
+    def __init__(self, loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], aux_weight: float):
         self.loss, self.aux_weight = loss, aux_weight
-        self.classify, self.class_weight = classify, class_weight
         self.main_loss: torch.Tensor | None = None
 
     def __call__(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -48,13 +42,7 @@ class ResizedTargetLoss:
             return loss
         self.main_loss = loss.detach()
         salt = target.flatten(1).amax(1) > 0  # (N,) the mask is not empty
-        maps = logits[:, 1:]
-        if self.classify:
-            maps, class_logit = maps[:, :-1], maps[:, -1].mean((1, 2))
-            loss = loss + self.class_weight * F.binary_cross_entropy_with_logits(class_logit, salt.float())
-        if maps.shape[1]:
-            loss = loss + self.aux_weight * self._aux_loss(maps, target, salt)
-        return loss
+        return loss + self.aux_weight * self._aux_loss(logits[:, 1:], target, salt)
 
     def _aux_loss(self, aux: torch.Tensor, target: torch.Tensor, salt: torch.Tensor) -> torch.Tensor:
         """aux: (N, L, S, S) logits; target: (N, 1, S, S); salt: (N,) bool -> the sum over the L levels,
@@ -90,9 +78,7 @@ def training_loss(loss: str | Callable[[torch.Tensor, torch.Tensor], torch.Tenso
                   model: torch.nn.Module, aux_weight: float) -> ResizedTargetLoss:
     """The registered loss `loss` (or a loss function), wrapped for `model`'s training outputs
     (see ResizedTargetLoss); aux_weight: each deep-supervision level's weight (config key aux_weight)."""
-    classify = any(getattr(module, "classifies", False) for module in model.modules())
-    return ResizedTargetLoss(get_loss(loss) if isinstance(loss, str) else loss, aux_weight=aux_weight,
-                             classify=classify)
+    return ResizedTargetLoss(get_loss(loss) if isinstance(loss, str) else loss, aux_weight=aux_weight)
 
 
 def build_learner(dls, model: torch.nn.Module, loss: str, wd: float, cbs: list, aux_weight: float) -> Learner:

@@ -10,6 +10,8 @@ second), which also catches a CPU that is told to act as AVX2-only
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import functools
 import logging
 import platform
@@ -19,11 +21,20 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .allocator import cpu_field
 
 __all__ = ["Precision", "resolve_bf16", "cpu_info", "cpu_bf16_speedup"]
 
 log = logging.getLogger(__name__)
+
+
+def cpu_field(name: str, default: str = "") -> str:
+    """A field of /proc/cpuinfo ('model name', 'flags'); `default` where there is none (imports no torch)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return default
+    return next((line.split(":", 1)[1].strip() for line in lines if line.split(":", 1)[0].strip() == name), default)
+
 
 _PROBE_MIN_SPEEDUP = 1.1  # bf16 must beat fp32 by this much on the CPU to be chosen
 

@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .allocator import allocator_in_use
 from .atomic import write_json, write_npz, write_parquet
 from .dataset import load_packed, pack_competition
 from .device import device_lease
@@ -128,8 +127,7 @@ def train_step(packed_train: str, folds: str, fold: int, settings: TrainSettings
         "epochs": settings.epochs, "resumed_from_epoch": result.resumed_from,
         "best_epoch": result.best_epoch, "best_map_iou": result.best_score, "swa": settings.swa,
         "precision": result.precision.name, "precision_reason": result.precision.reason,
-        "threads": torch.get_num_threads(), "allocator": allocator_in_use(),
-        "allocator_reason": os.environ.get("SALTNET_ALLOCATOR_REASON"),
+        "threads": torch.get_num_threads(),
     })
     for name in OWN_FILES:  # the fold is done: its checkpoint is no longer needed
         (Path(work_dir) / name).unlink(missing_ok=True)

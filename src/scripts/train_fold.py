@@ -1,20 +1,12 @@
 """Rules train_fold and finetune_fold: train one fold at one resolution (resumable)."""
 
-from saltnet.allocator import allocator_in_use, preload_allocator
-
-# Before torch is imported: re-executes under jemalloc where it measurably helps (config allocator).
-stage = dict(snakemake.params.settings)
-allocator = preload_allocator(snakemake.params.allocator, (stage["model"], stage["size"], stage["batch_size"]))
-
-import logging
-
 from saltnet.runtime import set_threads, setup_logging
 from saltnet.steps import planned_epochs, train_step
 from saltnet.train import TrainSettings
 
 setup_logging(snakemake.log[0])
-logging.getLogger("saltnet").info("allocator: %s in use; chosen: %s", allocator_in_use(), allocator)
 set_threads(snakemake.threads)
+stage = dict(snakemake.params.settings)
 if snakemake.input.budget:  # config budget_minutes: the epochs plan_budget (or replan_finetune) fitted to it
     stage["epochs"] = planned_epochs(snakemake.input.budget[0], snakemake.rule.removesuffix("_fold"))
 train_step(

@@ -13,7 +13,6 @@ rule predict_fold:
         bf16=config["bf16"],
         lock_dir=LOCK_DIR,
         gpu_slots=config["gpu_slots"],
-        allocator=config["allocator"],
     threads: fold_threads
     resources:
         gpu=1,

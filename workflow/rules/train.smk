@@ -13,7 +13,6 @@ rule train_fold:
         work_dir="results/checkpoints/train/fold{fold}",
         lock_dir=LOCK_DIR,
         gpu_slots=config["gpu_slots"],
-        allocator=config["allocator"],
     threads: fold_threads
     resources:
         gpu=1,
@@ -44,7 +43,6 @@ use rule train_fold as finetune_fold with:
         work_dir="results/checkpoints/finetune/fold{fold}",
         lock_dir=LOCK_DIR,
         gpu_slots=config["gpu_slots"],
-        allocator=config["allocator"],
     log:
         "logs/finetune_fold/fold{fold}.log",
     benchmark:

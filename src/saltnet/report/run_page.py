@@ -1,5 +1,5 @@
 """'The run' page: what ran, where and how fast, and what is missing: config, package versions, git
-commit (run_info.json), device, precision and allocator per fold and stage (run.json), per-job time and
+commit (run_info.json), device, precision and threads per fold and stage (run.json), per-job time and
 memory (benchmarks/*/*.tsv), the benchmark table (bench.json) where one was made, and with config
 budget_minutes the plan (budget.json) next to what the stages then took."""
 
@@ -38,7 +38,7 @@ def read_benchmarks(paths: list[str | Path]) -> pd.DataFrame:
 def fold_runs(runs: dict[str, dict[int, str]]) -> pd.DataFrame:
     """One row per run.json that exists (runs: {stage: {fold: path}}): where and how each stage ran."""
     keys = ["size", "epochs", "best_epoch", "best_map_iou", "device", "precision", "precision_reason",
-            "allocator", "allocator_reason", "threads", "seconds", "resumed_from_epoch", "swa"]
+            "threads", "seconds", "resumed_from_epoch", "swa"]
     rows = []
     for stage, by_fold in runs.items():
         for fold, path in sorted(by_fold.items()):
@@ -67,7 +67,7 @@ def _bench_section(bench: str | Path | None) -> str:
     rows = pd.DataFrame(json.loads(Path(bench).read_text()))
     machine = rows.iloc[0] if len(rows) else {}
     line = ", ".join(f"{k}: {machine[k]}" for k in ("device", "cpu_model", "cpu_capability", "native_bf16",
-                                                    "threads", "allocator", "load_avg_1m") if k in machine)
+                                                    "threads", "load_avg_1m") if k in machine)
     cols = [c for c in ("model", "mode", "precision", "size", "input_size", "batch_size", "img_per_s", "steps",
                         "seconds", "ratio_to_smp") if c in rows]
     return f"<p>{html.escape(line)}</p>" + _table(rows[cols])
@@ -129,7 +129,7 @@ def run_page(run_info: dict, folds: pd.DataFrame, jobs: pd.DataFrame, missing: l
     config = html.escape(yaml.safe_dump(run_info.get("config", {}), sort_keys=False))
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>The run</title><style>{_STYLE}</style>"
             f"</head><body><h1>The run</h1>{status}"
-            f"<h2>Folds: device, precision, allocator, time</h2>{_table(folds)}"
+            f"<h2>Folds: device, precision, threads, time</h2>{_table(folds)}"
             f"<h2>Time budget (results/budget.json)</h2>{_budget_section(budget, folds, replan)}"
             f"<h2>Jobs: time and memory (benchmarks/)</h2>{_table(jobs)}"
             f"<h2>Benchmark (results/bench.json)</h2>{_bench_section(bench)}"
