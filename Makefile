@@ -1,5 +1,7 @@
 # Quick start:  make demo   (create .venv, install, run the whole DAG on the built-in demo data)
-#               make test   (create .venv, install, run the test suite)
+#               make test   (create .venv, install, run the test suite: every tier, as CI does)
+#               make test-fast  (the unit tier: no Snakemake run, training process, SLURM, browser or real data)
+#               make lint   (ruff, snakefmt --check, snakemake --lint; CI runs it before the tests)
 #               make bench  (train/infer images/s of every model and of smp's U-Net -> results/bench.json)
 #               make gpu-check  (on a GPU machine: benchmark + one fold of the competition preset, < 8 min)
 PYTHON ?= python3
@@ -8,7 +10,7 @@ STAMP := $(VENV)/.installed
 CORES ?= all
 DATA_DIR ?= ../shared/data/tgs
 
-.PHONY: demo test lint bench clean-demo ablation gpu-check gpu-wheels
+.PHONY: demo test test-fast lint bench clean-demo ablation gpu-check gpu-wheels
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -20,18 +22,24 @@ demo: $(STAMP)
 	$(VENV)/bin/snakemake --cores $(CORES) --configfile workflow/presets/demo.yaml
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest --durations=20
+
+test-fast: $(STAMP)
+	$(VENV)/bin/python -m pytest -m "not snakemake and not process and not slurm and not browser and not real_data and not slow" \
+	  --durations=10
 
 lint: $(STAMP)
+	$(VENV)/bin/ruff check src tools tests
+	$(VENV)/bin/snakefmt --check Snakefile workflow
 	$(VENV)/bin/snakemake --lint
 
 bench: $(STAMP)
 	mkdir -p results
-	$(VENV)/bin/python -m saltnet.bench --out results/bench.json
+	$(VENV)/bin/python -m saltnet.performance.bench --out results/bench.json
 
 # What each recipe part buys on the real data: short one-fold proxies (about 8 min each on 2 cores).
 ablation: $(STAMP)
-	$(VENV)/bin/python -m saltnet.ablate --data-dir $(DATA_DIR) --out results/ablation.json
+	$(VENV)/bin/python -m saltnet.performance.ablate --data-dir $(DATA_DIR) --out results/ablation.json
 
 # On a GPU machine (docs/gpu.md): the benchmark on CUDA, then one fold of the competition preset for
 # 3 + 2 epochs at 128 and 224 px from random init, then prediction -> results/gpu-check.json. Uses the
@@ -40,12 +48,12 @@ ablation: $(STAMP)
 GPU_PYTHON ?= python3
 GPU_SITE ?= /tmp/saltnet-gpu-site
 gpu-check:
-	@if ! PYTHONPATH=src $(GPU_PYTHON) -c "import fastai, pretrainedmodels, saltnet.gpucheck" 2>/dev/null; then \
+	@if ! PYTHONPATH=src $(GPU_PYTHON) -c "import fastai, pretrainedmodels, saltnet.performance.gpucheck" 2>/dev/null; then \
 	  if ls .whl/*.whl >/dev/null 2>&1; then \
 	    $(GPU_PYTHON) -m pip install -q --no-index --no-deps --no-compile --target $(GPU_SITE) .whl/*.whl; \
 	  else $(GPU_PYTHON) -m pip install -q --target $(GPU_SITE) fastai pretrainedmodels six segmentation-models-pytorch; fi; \
 	fi
-	PYTHONPATH=src:$(GPU_SITE) PYTHONUNBUFFERED=1 $(GPU_PYTHON) -m saltnet.gpucheck --out results/gpu-check.json
+	PYTHONPATH=src:$(GPU_SITE) PYTHONUNBUFFERED=1 $(GPU_PYTHON) -m saltnet.performance.gpucheck --out results/gpu-check.json
 
 # The wheels gpu-check installs on a GPU node without internet (Python 3.12 there); run where pip works.
 gpu-wheels: $(STAMP)

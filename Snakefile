@@ -15,9 +15,9 @@ include: "workflow/rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         "results/submission.csv",
         "results/cv_score.json",
         "results/run_info.json",
         REPORT_FIGURES,  # figures for `snakemake --report results/report.html`
-    default_target: True

@@ -62,6 +62,31 @@ def write_config(workdir: Path, **overrides) -> Path:
     return path
 
 
+_CURRENT_TEST: dict = {}
+
+
+@pytest.fixture(autouse=True)
+def _current_test(request):
+    """The running test, for require_marker."""
+    _CURRENT_TEST["item"] = request.node
+    yield
+    _CURRENT_TEST.pop("item", None)
+
+
+def require_marker(name: str) -> None:
+    """Fail a test that does what marker `name` says without carrying it: the tiers stay honest."""
+    item = _CURRENT_TEST.get("item")
+    if item is not None and item.get_closest_marker(name) is None:
+        pytest.fail(f"{item.nodeid} needs @pytest.mark.{name}: it runs Snakemake", pytrace=False)
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that take the real data carry the real_data marker, so `-m "not real_data"` leaves them out."""
+    for item in items:
+        if "real_data" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.real_data)
+
+
 def run_snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900,
                   env: dict | None = None) -> subprocess.CompletedProcess:
     """Run the repo's Snakefile in `workdir` (which holds config.yaml); output captured as text.
@@ -69,6 +94,7 @@ def run_snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 
     GPU rules get one thread each, so that the two folds of the tiny config run side by side on
     the 2 cores (their start-up, mostly imports, then overlaps).
     """
+    require_marker("snakemake")
     cmd = [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2", *args]
     if "--set-threads" not in args:  # last: --set-threads takes every word up to the next option
         cmd += ["--set-threads", "train_fold=1", "finetune_fold=1", "predict_fold=1"]

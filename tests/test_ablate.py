@@ -5,9 +5,9 @@ import subprocess
 import numpy as np
 import pytest
 
-from saltnet.ablate import VARIANTS, _merge_sections, parse_args, score_fold, variant_command
-from saltnet.atomic import write_npz
-from saltnet.metric import image_scores
+from saltnet.evaluation.metric import image_scores
+from saltnet.performance.ablate import VARIANTS, _merge_sections, parse_args, score_fold, variant_command
+from saltnet.runtime.atomic import write_npz
 
 
 def test_sections_given_twice_are_merged_not_replaced():
@@ -25,6 +25,7 @@ def test_the_proxy_keeps_its_own_fold_layout_unless_a_variant_sets_one():
     assert "finetune={epochs: 2, swa: 0}" in recipe  # its finetune keeps the best epoch, as first measured
 
 
+@pytest.mark.snakemake
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_every_variant_is_a_valid_dag_of_one_fold(name, tmp_path, real_data):
     args = parse_args(["--data-dir", str(real_data), "--workdir", str(tmp_path)])

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from saltnet.augment import AugmentSettings, augment_batch
+from saltnet.data.augment import AugmentSettings, augment_batch
 
 
 def blobs(n: int = 8, size: int = 101) -> torch.Tensor:

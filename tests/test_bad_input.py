@@ -17,9 +17,9 @@ import yaml
 from PIL import Image
 
 from conftest import TINY_CONFIG, run_snakemake, write_config
-from saltnet.atomic import write_json, write_npz, write_parquet, write_text
-from saltnet.dataset import DataError, pack_competition
-from saltnet.demo import make_demo_data
+from saltnet.data.demo import make_demo_data
+from saltnet.data.pack import DataError, pack_competition
+from saltnet.runtime.atomic import write_json, write_npz, write_parquet, write_text
 from test_pngio import permuted_palette, png_bytes
 
 
@@ -171,6 +171,7 @@ def test_missing_data_folder():
         pack_competition("does-not-exist")
 
 
+@pytest.mark.snakemake
 def test_bad_data_stops_the_dag_at_pack_and_leaves_no_output(data, tmp_path):
     """Through snakemake: the message reaches the user and no packed file is left behind."""
     (data / "train/masks" / f"{ids(data)[0]}.png").unlink()
@@ -396,7 +397,8 @@ def test_test_id_that_is_also_a_training_id(data):
 # --- config errors: caught by the schema (or common.smk) before any job starts -------------------
 
 CONFIG_CASES = {
-    "unknown model": ({"model": "unet_vgg16"}, ["unet_vgg16", "unet_resnet34", "hypercolumn_se_resnext50", "resunet_scse", "resunet_scse_ds"]),
+    "unknown model": ({"model": "unet_vgg16"},
+                      ["unet_vgg16", "unet_resnet34", "hypercolumn_se_resnext50", "resunet_scse", "resunet_scse_ds"]),
     "unknown loss": ({"loss": "dice"}, ["dice", "lovasz_hinge", "symmetric_lovasz", "bce"]),
     "unknown encoder weights": ({"encoder_weights": "imagnet"}, ["encoder_weights", "imagnet", "none", "imagenet"]),
     "one fold": ({"folds": {"n": 1, "seed": 0}}, ["1 is less than the minimum of 2", "folds"]),
@@ -405,7 +407,8 @@ CONFIG_CASES = {
     "threshold": ({"threshold": 1.5}, ["1.5 is greater than the maximum of 1", "threshold"]),
     "missing data folder": ({"data_dir": "/nonexistent/tgs"}, ["data_dir", "/nonexistent/tgs", "does not exist"]),
     "unknown key": ({"epochs": 3}, ["config key epochs: unknown (known keys:"]),
-    "negative fold seed": ({"folds": {"n": 2, "seed": -1}}, ["config key folds.seed: -1 is less than the minimum of 0"]),
+    "negative fold seed": ({"folds": {"n": 2, "seed": -1}},
+                           ["config key folds.seed: -1 is less than the minimum of 0"]),
     "negative training seed": ({"seed": -3}, ["config key seed: -3 is less than the minimum of 0"]),
     "batch size 1 with BatchNorm": ({"finetune": {**TINY_CONFIG["finetune"], "batch_size": 1}},
                                     ["config key finetune.batch_size: 1 is less than the minimum of 2", "BatchNorm"]),
@@ -416,6 +419,7 @@ CONFIG_CASES = {
 }
 
 
+@pytest.mark.snakemake
 @pytest.mark.parametrize("case", sorted(CONFIG_CASES))
 def test_config_errors_before_any_job(case, tmp_path):
     overrides, fragments = CONFIG_CASES[case]
@@ -433,6 +437,7 @@ def snakemake_output(workdir: Path, env: dict | None = None) -> tuple[int, str]:
     return proc.returncode, proc.stdout + proc.stderr
 
 
+@pytest.mark.snakemake
 def test_relative_data_dir_is_resolved_against_the_working_directory(tmp_path):
     """With snakemake --directory, a relative data_dir is looked for there: the message says where."""
     write_config(tmp_path, data_dir="my/tgs")
@@ -442,6 +447,7 @@ def test_relative_data_dir_is_resolved_against_the_working_directory(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.snakemake
 def test_home_in_data_dir_is_expanded(good_data, tmp_path):
     home = tmp_path / "home"
     shutil.copytree(good_data, home / "tgs")
@@ -453,6 +459,7 @@ def test_home_in_data_dir_is_expanded(good_data, tmp_path):
     assert code != 0 and f"folder {home / 'missing'} (from '~/missing') does not exist" in output, output[-3000:]
 
 
+@pytest.mark.snakemake
 def test_data_dir_that_is_a_file(tmp_path):
     (tmp_path / "data.zip").write_bytes(b"PK\x03\x04")
     write_config(tmp_path / "run", data_dir=str(tmp_path / "data.zip"))
@@ -461,6 +468,7 @@ def test_data_dir_that_is_a_file(tmp_path):
     assert f"config key data_dir: folder {tmp_path / 'data.zip'} is not a folder" in output, output[-3000:]
 
 
+@pytest.mark.snakemake
 @pytest.mark.parametrize("key, value, fragment", [
     ("threshold", 0, "almost every pixel is salt"),
     ("threshold", 1, "no pixel is salt, so every mask is empty"),
@@ -490,6 +498,7 @@ def test_outputs_respect_the_umask(umask, tmp_path):
     assert modes == {name: oct(0o666 & ~umask) for name in ("a.txt", "b.json", "c.npz", "d.parquet")}
 
 
+@pytest.mark.snakemake
 def test_user_files_are_not_modified(finished_user_run):
     before, after = finished_user_run
     assert before == after

@@ -1,4 +1,4 @@
-"""saltnet.bench: rows for both modes and precisions, the machine named, smp as the 1.0x reference."""
+"""saltnet.performance.bench: rows for both modes and precisions, the machine named, smp as the 1.0x reference."""
 
 import json
 import sys
@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 
-from saltnet import bench
+from saltnet.performance import bench
 
 TINY = ["--sizes", "32", "--batch-size", "2", "--max-seconds", "0", "--min-steps", "1", "--min-seconds", "0"]
 MACHINE = ["device", "cpu_model", "cpu_capability", "native_bf16", "threads", "load_avg_1m"]

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from conftest import run_snakemake, write_config
-from saltnet.budget import LOOP_OVERHEAD, MAX_SCALE, StageCost, measure_steps, plan_epochs, replan_finetune
+from saltnet.performance.budget import LOOP_OVERHEAD, MAX_SCALE, StageCost, measure_steps, plan_epochs, replan_finetune
 
 # Step times chosen so that the epochs (steps times LOOP_OVERHEAD) last 52 s and 62 s:
 # per fold at the configured epochs 30 * 52 + 10 * 62 = 2180 s
@@ -44,7 +44,8 @@ def test_a_budget_below_one_epoch_per_stage_is_an_error_naming_the_key():
 
 
 def test_rounding_up_to_one_epoch_says_how_far_over_budget_it_ends():
-    stages = [StageCost("train", 30, 10, 0, 1 / LOOP_OVERHEAD, 0), StageCost("finetune", 2, 100, 0, 1 / LOOP_OVERHEAD, 0)]
+    stages = [StageCost("train", 30, 10, 0, 1 / LOOP_OVERHEAD, 0),
+              StageCost("finetune", 2, 100, 0, 1 / LOOP_OVERHEAD, 0)]
     plan = plan_epochs(stages, rounds=1, budget_seconds=160, other_seconds=0)  # scale 0.32: 9.6 and 0.64 epochs
     assert plan["epochs"] == {"train": 9, "finetune": 1}
     assert plan["over_budget_seconds"] == pytest.approx(9 * 10 + 100 - 160)
@@ -52,7 +53,8 @@ def test_rounding_up_to_one_epoch_says_how_far_over_budget_it_ends():
 
 def _plan(train_epoch=100.0, finetune_epoch=100.0) -> dict:
     """A budget.json of 60 min: 20 + 10 planned epochs of 100 s, 2 folds side by side, 120 s of predictions."""
-    return {"budget_minutes": 60, "planning_seconds": 30.0, "rounds": 1, "reserve_seconds": 180.0, "predict_seconds": 120.0,
+    return {"budget_minutes": 60, "planning_seconds": 30.0, "rounds": 1, "reserve_seconds": 180.0,
+            "predict_seconds": 120.0,
             "epochs": {"train": 20, "finetune": 10},
             "stages": [{"stage": "train", "epochs": 20, "epoch_seconds": train_epoch},
                        {"stage": "finetune", "epochs": 10, "epoch_seconds": finetune_epoch}]}
@@ -61,7 +63,8 @@ def _plan(train_epoch=100.0, finetune_epoch=100.0) -> dict:
 def _runs(seconds_per_epoch: float, epochs: int = 20, start: float = 1030.0) -> list[dict]:
     end = start + seconds_per_epoch * epochs
     return [{"start": start, "end": end, "seconds": end - start, "epochs": epochs, "resumed_from_epoch": None},
-            {"start": start, "end": end - 50, "seconds": end - 50 - start, "epochs": epochs, "resumed_from_epoch": None}]
+            {"start": start, "end": end - 50, "seconds": end - 50 - start, "epochs": epochs,
+             "resumed_from_epoch": None}]
 
 
 def test_a_first_stage_faster_than_planned_leaves_more_finetune_epochs():
@@ -86,7 +89,8 @@ def test_a_first_stage_that_used_the_whole_budget_still_finetunes_one_epoch_and_
 def test_a_fold_rerun_a_day_later_does_not_count_the_day_as_used():
     runs = _runs(120.0)
     runs[1] = {**runs[1], "start": runs[1]["start"] + 86_400, "end": runs[1]["end"] + 86_400}
-    assert replan_finetune(_plan(), runs)["epochs"] == replan_finetune(_plan(), _runs(120.0))["epochs"] == {"finetune": 7}
+    same_day = replan_finetune(_plan(), _runs(120.0))["epochs"]
+    assert replan_finetune(_plan(), runs)["epochs"] == same_day == {"finetune": 7}
 
 
 def test_timed_again_after_the_first_stage_the_finetune_epochs_come_from_that_measurement():
@@ -96,7 +100,8 @@ def test_timed_again_after_the_first_stage_the_finetune_epochs_come_from_that_me
             "remeasure": {"predict_batch_size": 10}}
     plan["stages"] = [{**stage, "train_steps": 100, "valid_steps": 0} for stage in plan["stages"]]
     # timed again, quiet: steps that make epochs of 105 s and 126 s, and 10.5 s of predictions
-    measured = {"train": 1.05 / LOOP_OVERHEAD, "train_infer": 0.5, "finetune": 1.26 / LOOP_OVERHEAD, "finetune_infer": 0.5,
+    measured = {"train": 1.05 / LOOP_OVERHEAD, "train_infer": 0.5, "finetune": 1.26 / LOOP_OVERHEAD,
+                "finetune_infer": 0.5,
                 "predict": 0.105 / LOOP_OVERHEAD}
     runs = _runs(100.0)  # 2000 s
     old = replan_finetune(plan, runs)
@@ -112,6 +117,7 @@ def test_timed_again_after_the_first_stage_the_finetune_epochs_come_from_that_me
     assert again["over_budget_seconds"] == 0
 
 
+@pytest.mark.process
 def test_measured_step_times_are_real_and_positive():
     stages = [{"stage": "train", "size": 32, "batch_size": 2, "loss": "bce_dice", "aux_weight": 0.3},
               {"stage": "finetune", "size": 32, "batch_size": 2, "loss": "symmetric_lovasz", "aux_weight": 0.3}]
@@ -121,6 +127,7 @@ def test_measured_step_times_are_real_and_positive():
     assert seconds["train"] > seconds["train_infer"]  # a training step also runs backward and Adam
 
 
+@pytest.mark.snakemake
 def test_the_dag_trains_the_planned_epochs(tmp_path):
     """A generous budget on the tiny config: MAX_SCALE times its 1 epoch per stage, the folds run them,
     and the run page shows the plan next to what the stages took."""
@@ -158,6 +165,7 @@ def test_the_run_page_says_when_the_plan_was_measured_on_a_busy_cpu(tmp_path):
     assert "busy" not in _budget_section(path, folds)
 
 
+@pytest.mark.snakemake
 def test_a_budget_too_short_fails_before_training(tmp_path):
     write_config(tmp_path, budget_minutes=0.01)
     proc = run_snakemake(tmp_path, "results/finetune/fold0/history.parquet", check=False)
@@ -170,11 +178,12 @@ def test_a_budget_too_short_fails_before_training(tmp_path):
 
 def test_plan_counts_every_tta_view(monkeypatch):
     """Prediction is planned per view: the flip doubles it, each shift (with its flip) adds two more."""
-    from saltnet import budget
+    from saltnet.performance import budget
 
     seconds = {"train": 0.5, "train_infer": 0.1, "finetune": 0.5, "finetune_infer": 0.1, "predict": 0.2}
     monkeypatch.setattr(budget, "measure_steps", lambda *args, **kwargs: seconds)
-    stages = [{"stage": s, "epochs": 4, "size": 128, "batch_size": 16, "loss": "bce", "aux_weight": 0.3} for s in ("train", "finetune")]
+    stages = [{"stage": s, "epochs": 4, "size": 128, "batch_size": 16, "loss": "bce", "aux_weight": 0.3}
+              for s in ("train", "finetune")]
     plans = {name: budget.plan_budget(600, "resunet_scse_ds", stages, [100, 100], 1.0, tta, 50, 300, 101, 2, 1,
                                       predict_shifts=shifts)
              for name, tta, shifts in [("plain", False, []), ("flip", True, []),

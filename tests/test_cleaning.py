@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from conftest import STAGE
-from saltnet.cleaning import excluded, vertical_masks
-from saltnet.settings import TrainSettings
+from saltnet.config.settings import TrainSettings
+from saltnet.data.cleaning import excluded, vertical_masks
 
 
 def _masks(*maps):
@@ -15,11 +15,17 @@ def _masks(*maps):
 
 def test_vertical_bands_are_found_and_nothing_else():
     side = 101
-    band = np.zeros((side, side)); band[:, 30:60] = 1  # a vertical band, top to bottom
-    two_bands = np.zeros((side, side)); two_bands[:, :5] = 1; two_bands[:, 90:] = 1
-    blob = np.zeros((side, side)); blob[40:70, 30:60] = 1
-    almost = band.copy(); almost[0, 30] = 0  # one pixel off: not a band
-    horizontal = np.zeros((side, side)); horizontal[60:, :] = 1  # every row constant, not every column
+    band = np.zeros((side, side))
+    band[:, 30:60] = 1  # a vertical band, top to bottom
+    two_bands = np.zeros((side, side))
+    two_bands[:, :5] = 1
+    two_bands[:, 90:] = 1
+    blob = np.zeros((side, side))
+    blob[40:70, 30:60] = 1
+    almost = band.copy()
+    almost[0, 30] = 0  # one pixel off: not a band
+    horizontal = np.zeros((side, side))
+    horizontal[60:, :] = 1  # every row constant, not every column
     empty, full = np.zeros((side, side)), np.ones((side, side))
     masks = _masks(band, two_bands, blob, almost, horizontal, empty, full)
     assert vertical_masks(masks).tolist() == [True, True, False, False, False, False, False]
@@ -45,10 +51,10 @@ def test_training_leaves_the_bands_out_and_the_fold_still_scores_them(tmp_path, 
     and one of the fold's own: the fit sees every training image but the two, the fold all of its own."""
     import torch
 
-    import saltnet.train as train
-    from saltnet.dataset import PackedData, pack_competition
-    from saltnet.demo import make_demo_data
-    from saltnet.folds import split_folds
+    import saltnet.training.fold as train
+    from saltnet.data.demo import make_demo_data
+    from saltnet.data.folds import split_folds
+    from saltnet.data.pack import PackedData, pack_competition
 
     make_demo_data(tmp_path / "data", n_train=24, n_test=1, seed=5)
     data, _ = pack_competition(tmp_path / "data")
@@ -67,7 +73,7 @@ def test_training_leaves_the_bands_out_and_the_fold_still_scores_them(tmp_path, 
         return real(images, masks, fit_idx, score_idx, *args, **kwargs)
 
     monkeypatch.setattr(train, "make_dataloaders", spy)
-    settings = TrainSettings(model="resunet_scse", size=32, epochs=1, batch_size=8, lr=1e-3, wd=1e-7, exclude=["vertical_masks"])
+    settings = TrainSettings(**STAGE, exclude=["vertical_masks"])
     train.train_fold(data, folds, 0, settings, tmp_path / "work", torch.device("cpu"))
     assert sorted(seen["fit"]) == sorted(train_idx[2:])
     assert sorted(seen["score"]) == sorted(valid_idx)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import load_tool
-from saltnet.atomic import write_npz
+from saltnet.runtime.atomic import write_npz
 
 compare_runs = load_tool("compare_runs")
 

@@ -12,7 +12,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from conftest import REPO, TINY_CONFIG, run_snakemake
-from saltnet.configschema import coerce_config, load_schema
+from saltnet.config.resolve import coerce_config, load_schema
 
 SCHEMA_PATH = REPO / "workflow/schemas/config.schema.yaml"
 SCHEMA = load_schema(SCHEMA_PATH)
@@ -111,12 +111,14 @@ def test_dotted_key_names_the_key_and_the_fix(key, value, hint):
 
 # --- real dry runs -------------------------------------------------------------------------------------
 
+@pytest.mark.snakemake
 def test_dry_run_accepts_config_as_typed(tiny_workdir):
     proc = run_snakemake(tiny_workdir, "-n", "--config", "bf16=false", "threshold=0.4", "folds={n: 3}")
     assert set(re.findall(r"logs/train_fold/fold(\d+)\.log", proc.stdout)) == {"0", "1", "2"}, proc.stdout[-2000:]
     assert re.search(r"^train_fold\s+3$", proc.stdout, re.MULTILINE)
 
 
+@pytest.mark.snakemake
 def test_dry_run_dotted_key_in_config_file_names_the_fix(tiny_workdir):
     extra = tiny_workdir / "extra.yaml"
     extra.write_text(yaml.safe_dump({"folds.n": 3}))
@@ -127,6 +129,7 @@ def test_dry_run_dotted_key_in_config_file_names_the_fix(tiny_workdir):
     assert "config key 'folds.n': Snakemake does not nest keys with dots; write --config 'folds={n: 3}'" in output
 
 
+@pytest.mark.snakemake
 def test_dry_run_dotted_key_on_command_line_is_refused(tiny_workdir):
     proc = run_snakemake(tiny_workdir, "-n", "--config", "folds.n=3", check=False)
     assert proc.returncode != 0  # Snakemake refuses it before the Snakefile runs, so with its own words

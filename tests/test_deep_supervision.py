@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from saltnet.learner import ResizedTargetLoss
+from saltnet.models import build_model
+from saltnet.training.learner import ResizedTargetLoss
+from saltnet.training.losses import get_loss
 
 AUX_WEIGHT = 0.3
-from saltnet.losses import get_loss
-from saltnet.models import build_model
 
 
 def test_auxiliary_outputs_in_training_only_and_the_same_prediction():
@@ -58,10 +58,10 @@ def test_the_history_keeps_the_main_outputs_training_loss_apart(tmp_path):
     output's share of what was optimised; without, it has none."""
     import numpy as np
 
-    from saltnet.dataset import pack_competition
-    from saltnet.demo import make_demo_data
-    from saltnet.folds import split_folds
-    from saltnet.train import TrainSettings, train_fold
+    from saltnet.data.demo import make_demo_data
+    from saltnet.data.folds import split_folds
+    from saltnet.data.pack import pack_competition
+    from saltnet.training.fold import TrainSettings, train_fold
 
     make_demo_data(tmp_path / "data", n_train=32, n_test=1, seed=3)
     data, _ = pack_competition(tmp_path / "data")
@@ -77,7 +77,7 @@ def test_the_history_keeps_the_main_outputs_training_loss_apart(tmp_path):
 
 def test_the_config_weight_of_the_auxiliary_levels_reaches_the_loss():
     """Config `aux_weight` (TrainSettings) -> build_learner -> the loss, 0 included."""
-    from saltnet.learner import training_loss
+    from saltnet.training.learner import training_loss
 
     torch.manual_seed(0)
     model = build_model("resunet_scse_ds", "none", 64)

@@ -5,10 +5,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from saltnet.dataset import pack_competition
 from conftest import run_snakemake, write_config
-from saltnet.demo import MANIFEST, check_demo_folder, make_demo_data
-from saltnet.rle import rle_encode
+from saltnet.data.demo import MANIFEST, check_demo_folder, make_demo_data
+from saltnet.data.pack import pack_competition
+from saltnet.data.rle import rle_encode
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +67,7 @@ def test_the_demo_folder_is_checked_file_by_file(tmp_path):
         check_demo_folder(folder)
 
 
+@pytest.mark.snakemake
 def test_user_data_in_the_demo_folder_survives_forceall(tmp_path):
     """data_dir: demo with a user's folder at results/demo_data: refused before any job, nothing deleted."""
     write_config(tmp_path)
@@ -74,10 +75,12 @@ def test_user_data_in_the_demo_folder_survives_forceall(tmp_path):
     user.mkdir(parents=True)
     (user / "train.csv").write_text("id,rle_mask\nmine,1 5\n")
     proc = run_snakemake(tmp_path, "--forceall", check=False)
-    assert proc.returncode != 0 and "results/demo_data exists but was not made by the make_demo_data rule" in proc.stderr
+    assert proc.returncode != 0
+    assert "results/demo_data exists but was not made by the make_demo_data rule" in proc.stderr
     assert (user / "train.csv").read_text() == "id,rle_mask\nmine,1 5\n"
 
 
+@pytest.mark.snakemake
 def test_a_data_dir_at_the_demo_path_is_data_not_the_demo(tmp_path):
     """Pointing data_dir at results/demo_data is a choice of data: no rule makes or replaces that folder."""
     make_demo_data(tmp_path / "results/demo_data", n_train=6, n_test=2, seed=1)

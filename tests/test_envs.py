@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import tomllib
 
 import pytest
@@ -59,8 +61,26 @@ def test_train_env_has_every_runtime_dependency():
 def test_data_env_is_a_subset_of_the_train_env_at_the_same_versions():
     _, data = env_packages(REPO / "envs/data.yaml")
     _, train = env_packages(REPO / "envs/train.yaml")
-    assert {"torch", "torchvision", "fastai"} <= set(data), "the light rules import saltnet.steps (torch, fastai)"
+    assert not {"torch", "torchvision", "fastai"} & set(data), "the light rules need no torch stack"
     assert {name: pinned(req) for name, req in data.items()} == {name: pinned(train[name]) for name in data}
+
+
+def test_the_light_rules_scripts_import_no_torch():
+    """What each rule with envs/data.yaml imports (its script's saltnet imports) leaves torch and fastai
+    unloaded, so that env can do without them."""
+    modules = set()
+    for name, block in _rules():
+        if '"../../envs/data.yaml"' in block:
+            script = re.search(r'script:\s*\n\s*"\.\./\.\./(src/scripts/\w+\.py)"', block)
+            if script is None:  # a target that runs nothing (report_partial)
+                continue
+            text = (REPO / script.group(1)).read_text()
+            modules |= set(re.findall(r"^from (saltnet[\w.]*) import", text, flags=re.M))
+    assert "saltnet.steps" in modules and "saltnet.report" in modules
+    loaded = "sorted(m for m in ('torch', 'fastai') if m in sys.modules)"
+    code = f"import sys, {', '.join(sorted(modules))}; print({loaded})"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]", (sorted(modules), proc.stdout)
 
 
 def _rules():

@@ -19,10 +19,10 @@ from fastai.data.load import DataLoader
 from fastai.learner import Learner
 
 from conftest import REPO
-from saltnet.atomic import atomic_path, write_json
-from saltnet.callbacks import BestModel, NonFiniteLossError, StopOnNonFiniteLoss
 from saltnet.models.modelfile import read_model_file
 from saltnet.models.weights import load_state_dict_file
+from saltnet.runtime.atomic import atomic_path, write_json
+from saltnet.training.callbacks import BestModel, NonFiniteLossError, StopOnNonFiniteLoss
 
 
 def test_atomic_path_leaves_nothing_when_interrupted(tmp_path):
@@ -72,7 +72,7 @@ def test_nan_loss_stops_the_fold_and_keeps_the_best_model(tmp_path):
 TRAIN_SNIPPET = """
 import sys
 from saltnet.steps import train_step
-from saltnet.train import TrainSettings
+from saltnet.training.fold import TrainSettings
 root, epochs, lr = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 train_step(f"{root}/train.npz", f"{root}/folds.parquet", 0,
            TrainSettings(model="resunet_scse", size=128, epochs=epochs, batch_size=8, lr=lr, wd=1e-7, seed=1,
@@ -84,7 +84,7 @@ train_step(f"{root}/train.npz", f"{root}/folds.parquet", 0,
 
 @pytest.fixture(scope="module")
 def packed(tmp_path_factory):
-    from saltnet.demo import make_demo_data
+    from saltnet.data.demo import make_demo_data
     from saltnet.steps import folds_step, pack_step
 
     root = tmp_path_factory.mktemp("resume")
@@ -106,6 +106,7 @@ def train(root: Path, epochs: int, lr: float = 1e-3, kill_after_checkpoint: bool
     return proc
 
 
+@pytest.mark.process
 def test_killed_fold_resumes_and_matches_an_uninterrupted_run(packed, tmp_path):
     import json
     import shutil
@@ -128,6 +129,7 @@ def test_killed_fold_resumes_and_matches_an_uninterrupted_run(packed, tmp_path):
         "resuming must give the uninterrupted run's weights"
 
 
+@pytest.mark.process
 def test_rerun_with_other_settings_starts_clean(packed, tmp_path):
     import json
     import shutil

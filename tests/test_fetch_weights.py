@@ -45,6 +45,7 @@ def test_unknown_encoder_lists_the_choices(tmp_path):
         fetch_imagenet_weights("vgg16", tmp_path / "vgg16.pth")
 
 
+@pytest.mark.snakemake
 @offline_only
 def test_offline_fetch_rule_fails_clearly(tmp_path, empty_torch_cache):
     write_config(tmp_path, model="unet_resnet34", encoder_weights="imagenet")
@@ -56,6 +57,7 @@ def test_offline_fetch_rule_fails_clearly(tmp_path, empty_torch_cache):
     assert not (tmp_path / "results/train/fold0").exists(), "training must not start without its weights"
 
 
+@pytest.mark.snakemake
 @pytest.mark.parametrize("model, encoder", [("unet_resnet34", "resnet34"),
                                             ("hypercolumn_se_resnext50", "se_resnext50_32x4d")])
 def test_imagenet_plans_one_local_fetch_that_training_reads(tmp_path, model, encoder):
@@ -64,10 +66,12 @@ def test_imagenet_plans_one_local_fetch_that_training_reads(tmp_path, model, enc
     weights = f"resources/weights/{encoder}.pth"
     assert f"rule fetch_encoder_weights:\n    output: {weights}" in proc.stdout
     assert proc.stdout.count("rule fetch_encoder_weights:") == 1, "one download for all folds"
-    train_inputs = [line for line in proc.stdout.splitlines() if line.strip().startswith("input: results/packed/train.npz, results/folds")]
+    prefix = "input: results/packed/train.npz, results/folds"
+    train_inputs = [line for line in proc.stdout.splitlines() if line.strip().startswith(prefix)]
     assert len(train_inputs) == 2 and all(weights in line for line in train_inputs), train_inputs
 
 
+@pytest.mark.snakemake
 @pytest.mark.parametrize("setting", ["path", "imagenet"])
 def test_training_loads_the_weights_file_not_imagenet(tmp_path, setting):
     """A file that is not a state dict makes training fail naming that file: proof the path was passed."""

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from saltnet.folds import coverage_class, split_folds
+from saltnet.data.folds import coverage_class, split_folds
 
 
 def fake_masks(n=230, seed=0):

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conftest import run_snakemake, write_config
-from saltnet.device import device_lease
+from saltnet.runtime.device import device_lease
 
 
 @pytest.fixture
@@ -52,6 +52,7 @@ def test_slurm_assignment_is_respected_without_locks(tmp_path, monkeypatch):
     assert not (tmp_path / "locks").exists(), "no lock files when SLURM chose the GPU"
 
 
+@pytest.mark.snakemake
 def test_dag_jobs_skip_a_held_slot_and_wait_for_the_free_one(tmp_path):
     """2 folds, 2 GPU slots, slot 0 held by another experiment (this test), 2 jobs at a time: both
     folds take slot 1, and never at once (the second waits for it), whatever the start-up jitter.

@@ -9,16 +9,16 @@ import sys
 import pytest
 import torch
 
-from conftest import STAGE, REPO
-from saltnet.determinism import resolve_deterministic, seed_everything
-from saltnet.train import TrainSettings, train_fold
+from conftest import REPO, STAGE
+from saltnet.runtime.determinism import resolve_deterministic, seed_everything
+from saltnet.training.fold import TrainSettings, train_fold
 
 
 @pytest.fixture(scope="module")
 def tiny_fold(tmp_path_factory):
-    from saltnet.dataset import pack_competition
-    from saltnet.demo import make_demo_data
-    from saltnet.folds import split_folds
+    from saltnet.data.demo import make_demo_data
+    from saltnet.data.folds import split_folds
+    from saltnet.data.pack import pack_competition
 
     root = tmp_path_factory.mktemp("fold")
     make_demo_data(root / "data", n_train=32, n_test=1, seed=3)
@@ -28,9 +28,8 @@ def tiny_fold(tmp_path_factory):
 
 def _checkpoint_epochs(caplog, data, folds, work_dir, **settings) -> list[int]:
     caplog.clear()
-    with caplog.at_level(logging.DEBUG, logger="saltnet.callbacks"):
-        train_fold(data, folds, 0, TrainSettings(model="resunet_scse", size=32, epochs=3, batch_size=8, lr=1e-3, wd=1e-7, **settings),
-                   work_dir, torch.device("cpu"))
+    with caplog.at_level(logging.DEBUG, logger="saltnet.training.callbacks"):
+        train_fold(data, folds, 0, TrainSettings(**{**STAGE, "epochs": 3, **settings}), work_dir, torch.device("cpu"))
     return [int(r.getMessage().split()[3]) for r in caplog.records if r.getMessage().startswith("checkpoint after")]
 
 
@@ -92,14 +91,15 @@ def test_compile_really_compiles_and_trains(tiny_fold, tmp_path):
     assert all(torch.isfinite(v).all() for v in result.state_dict.values() if v.is_floating_point())
 
 
+@pytest.mark.process
 def test_gpu_check_runs_its_whole_code_path_at_tiny_sizes(tmp_path):
     """`make gpu-check`'s module on the CPU: benchmark rows, both stages, prediction, the JSON report."""
     import json
 
     out = tmp_path / "gpu-check.json"
     # The small model: the preset's SE-ResNeXt50 takes a minute and a half here for the same code path.
-    proc = subprocess.run([sys.executable, "-m", "saltnet.gpucheck", "--tiny", "--model", "resunet_scse", "--out", str(out)], cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
+    cmd = [sys.executable, "-m", "saltnet.performance.gpucheck", "--tiny", "--model", "resunet_scse", "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(out.read_text())
     assert [s["stage"] for s in report["stages"]] == ["train", "finetune"]
@@ -114,7 +114,7 @@ def test_gpu_check_runs_its_whole_code_path_at_tiny_sizes(tmp_path):
 def test_gpu_check_refuses_a_prediction_of_the_wrong_shape_or_range():
     import numpy as np
 
-    from saltnet.gpucheck import check_prediction
+    from saltnet.performance.gpucheck import check_prediction
 
     check_prediction(np.full((2, 101, 101), 0.5, np.float16), 2, 101)
     with pytest.raises(ValueError, match="shape"):

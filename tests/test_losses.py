@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from saltnet.losses import LOSSES, get_loss, lovasz_hinge, symmetric_lovasz, symmetric_lovasz_elu
+from saltnet.training.losses import LOSSES, get_loss, lovasz_hinge, symmetric_lovasz, symmetric_lovasz_elu
 
 
 def jaccard_loss_of_errors(errors: set[int], labels: np.ndarray) -> float:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from saltnet.metric import competition_score, image_scores
+from saltnet.evaluation.metric import competition_score, image_scores
 
 
 def masks(*pairs):

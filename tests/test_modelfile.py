@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from conftest import STAGE, run_snakemake
+from saltnet.config.settings import TrainSettings
 from saltnet.models import build_model
 from saltnet.models.modelfile import check_model_file, load_model, read_model_file, save_model_file
-from saltnet.settings import TrainSettings
 
 SETTINGS = TrainSettings(**{**STAGE, "model": "resunet_scse_ds", "aux_weight": 0.3})
 
@@ -51,14 +51,15 @@ def test_other_settings_are_refused_naming_both_sides(saved):
         load_model(path, dataclasses.replace(SETTINGS, aux_weight=0.1, loss="bce"))
     message = str(error.value)
     assert "model.pth (resunet_scse_ds at 32 px, stage finetune" in message
-    assert "aux_weight: file 0.3, the config 0.1" in message and "loss: file 'symmetric_lovasz', the config 'bce'" in message
+    assert "aux_weight: file 0.3, the config 0.1" in message
+    assert "loss: file 'symmetric_lovasz', the config 'bce'" in message
 
 
 def test_init_weights_of_another_architecture_are_refused(saved, tmp_path):
-    from saltnet.data import make_dataloaders  # noqa: F401  (the training stack imports)
-    from saltnet.dataset import PackedData
-    from saltnet.folds import split_folds
-    from saltnet.train import train_fold
+    from saltnet.data.folds import split_folds
+    from saltnet.data.loaders import make_dataloaders  # noqa: F401  (the training stack imports)
+    from saltnet.data.pack import PackedData
+    from saltnet.training.fold import train_fold
 
     path, _ = saved
     rng = np.random.default_rng(0)
@@ -69,6 +70,7 @@ def test_init_weights_of_another_architecture_are_refused(saved, tmp_path):
         train_fold(data, folds, 0, TrainSettings(**STAGE), tmp_path / "work", torch.device("cpu"), str(path))
 
 
+@pytest.mark.snakemake
 def test_prediction_refuses_a_model_trained_with_another_recipe(finished_run, tmp_path):
     """Model files kept by mtime (--rerun-triggers mtime) while the config changed: predict_fold stops and
     names the file, its settings and the config's, instead of predicting with a misread model."""

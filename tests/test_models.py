@@ -106,8 +106,8 @@ def test_the_config_schema_offers_exactly_the_registered_models_and_losses():
     """The schema's enums and the registries are two lists: a model added to one only fails here."""
     from pathlib import Path
 
-    from saltnet.configschema import load_schema
-    from saltnet.losses import LOSSES
+    from saltnet.config.resolve import load_schema
+    from saltnet.training.losses import LOSSES
 
     schema = load_schema(Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml")
     assert set(schema["properties"]["model"]["enum"]) == set(MODELS)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 
 from conftest import load_tool
-from saltnet.atomic import write_npz
+from saltnet.runtime.atomic import write_npz
 
 oof_losses = load_tool("oof_losses")
 
@@ -27,7 +27,8 @@ def test_points_lost_add_up_and_the_bands_and_misses_are_counted(tmp_path):
     for fold, rows in {0: [0, 1, 2], 1: [3, 4, 5]}.items():
         (tmp_path / f"predict/fold{fold}").mkdir(parents=True)
         write_npz(tmp_path / f"predict/fold{fold}/oof.npz", ids=ids[rows], probs=probs[rows].astype(np.float16))
-    (tmp_path / "postprocess.json").write_text(json.dumps({"after": {"threshold": 0.5, "min_area": 0, "min_peak": 0.0}}))
+    after = {"after": {"threshold": 0.5, "min_area": 0, "min_peak": 0.0}}
+    (tmp_path / "postprocess.json").write_text(json.dumps(after))
     out = oof_losses.main([str(tmp_path)])
     groups = out["groups"]
     assert out["score"] == 2 / 6  # images 0 and 3 right

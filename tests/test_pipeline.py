@@ -9,10 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import yaml
 
 from conftest import DAG_TARGETS, REPO, SNAKEMAKE, run_snakemake, write_config
-from saltnet.rle import rle_decode
+from saltnet.data.rle import rle_decode
 
 
 def count_jobs(dry_run_stdout: str) -> dict[str, int]:
@@ -20,6 +19,7 @@ def count_jobs(dry_run_stdout: str) -> dict[str, int]:
     return {name: int(n) for name, n in (line.split() for line in table.splitlines())}
 
 
+@pytest.mark.snakemake
 def test_dry_run_has_a_job_per_fold(tmp_path):
     write_config(tmp_path, folds={"n": 3, "seed": 1})
     jobs = count_jobs(run_snakemake(tmp_path, "-n").stdout)
@@ -27,6 +27,7 @@ def test_dry_run_has_a_job_per_fold(tmp_path):
     assert jobs["ensemble"] == jobs["submission"] == jobs["split_folds"] == 1
 
 
+@pytest.mark.snakemake
 def test_lint_is_clean():
     import subprocess
 
@@ -34,6 +35,7 @@ def test_lint_is_clean():
     assert proc.returncode == 0 and "Lints for" not in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-3000:]
 
 
+@pytest.mark.snakemake
 def test_submission_is_valid(finished_run):
     sub = pd.read_csv(finished_run / "results/submission.csv", dtype=str, keep_default_na=False)
     sample = pd.read_csv(finished_run / "results/demo_data/sample_submission.csv", dtype=str)
@@ -45,6 +47,7 @@ def test_submission_is_valid(finished_run):
     assert header == "id,rle_mask"
 
 
+@pytest.mark.snakemake
 def test_scores_history_and_provenance(finished_run):
     cv = json.loads((finished_run / "results/cv_score.json").read_text())
     assert set(cv["per_fold"]) == {"0", "1"} and cv["n_images"] == 24 and 0.0 <= cv["oof_map_iou"] <= 1.0
@@ -65,9 +68,10 @@ def _unprobed(text: str) -> str:
     return re.sub(r"bf16 step [0-9.]+x the speed", "bf16 step (timed)x the speed", text)
 
 
+@pytest.mark.snakemake
 def test_precision_choice_reaches_every_job(finished_run):
     """bf16: auto is resolved in each job, training and prediction alike, and said with its reason."""
-    from saltnet.precision import resolve_bf16
+    from saltnet.runtime.precision import resolve_bf16
 
     expected = resolve_bf16("auto", torch.device("cpu"))
     for log in ("train_fold/fold0.log", "finetune_fold/fold1.log", "predict_fold/fold0.log"):
@@ -82,12 +86,13 @@ def test_precision_choice_reaches_every_job(finished_run):
 def test_shipped_presets_follow_the_schema(preset):
     from snakemake.utils import validate
 
-    from saltnet.configschema import resolve_config
+    from saltnet.config.resolve import resolve_config
 
     config = resolve_config([REPO / "workflow/presets" / preset], {"data_dir": "demo"})
     validate(config, str(REPO / "workflow/schemas/config.schema.yaml"))  # Snakemake's own check agrees
 
 
+@pytest.mark.snakemake
 def test_same_seed_same_submission(finished_run, tmp_path):
     """On the CPU a second run with the same config writes byte-identical folds and submission."""
     write_config(tmp_path)
@@ -96,6 +101,7 @@ def test_same_seed_same_submission(finished_run, tmp_path):
         assert (tmp_path / name).read_bytes() == (finished_run / name).read_bytes(), name
 
 
+@pytest.mark.snakemake
 def test_nothing_to_do_on_rerun(finished_run):
     proc = run_snakemake(finished_run, "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from saltnet.pngio import read_image, read_mask
+from saltnet.data.pngio import read_image, read_mask
 
 GRAY = np.arange(12 * 10, dtype=np.uint8).reshape(12, 10) * 2  # 0..238, every value distinct
 

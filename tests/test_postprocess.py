@@ -10,10 +10,17 @@ import pandas as pd
 import pytest
 
 from conftest import run_snakemake, write_config
-from saltnet.metric import image_scores
-from saltnet.postprocess import (DEFAULT_MIN_PEAKS, DEFAULT_THRESHOLDS, apply_postprocess, choose_postprocess,
-                                 describe_setting, score_grid, search_postprocess)
-from saltnet.rle import rle_decode
+from saltnet.data.rle import rle_decode
+from saltnet.evaluation.metric import image_scores
+from saltnet.evaluation.postprocess import (
+    DEFAULT_MIN_PEAKS,
+    DEFAULT_THRESHOLDS,
+    apply_postprocess,
+    choose_postprocess,
+    describe_setting,
+    score_grid,
+    search_postprocess,
+)
 
 SIZE = 101
 
@@ -233,7 +240,7 @@ def test_unknown_word_is_an_error():
 @pytest.fixture
 def oof_files(tmp_path):
     """A packed train set of the blob case split over two folds' oof.npz, and a test ensemble."""
-    from saltnet.atomic import write_npz
+    from saltnet.runtime.atomic import write_npz
 
     probs, truth = blobs_on_empty_truth()
     ids = np.array([f"id{i:02d}" for i in range(len(probs))])
@@ -291,6 +298,7 @@ def job_inputs(dry_run_stdout: str) -> dict[str, str]:
     return dict(re.findall(r"^rule (\w+):\n    input: (.*)$", dry_run_stdout, re.M))
 
 
+@pytest.mark.snakemake
 def test_dry_run_puts_postprocess_before_submission_and_cv_score(tmp_path):
     write_config(tmp_path, threshold="auto", min_area="auto")
     inputs = job_inputs(run_snakemake(tmp_path, "-n").stdout)
@@ -300,6 +308,7 @@ def test_dry_run_puts_postprocess_before_submission_and_cv_score(tmp_path):
     assert "results/postprocess.json" in inputs["cv_score"]
 
 
+@pytest.mark.snakemake
 def test_misspelt_auto_is_caught_before_any_job(tmp_path):
     write_config(tmp_path, min_area="atuo")
     proc = run_snakemake(tmp_path, "-n", check=False)
@@ -309,7 +318,7 @@ def test_misspelt_auto_is_caught_before_any_job(tmp_path):
 
 def test_raw_and_postprocessed_scores_a_variant_as_rule_postprocess_reports_it():
     """A small confident blob on an empty image costs it at threshold 0.5; the search removes it."""
-    from saltnet.postprocess import raw_and_postprocessed
+    from saltnet.evaluation.postprocess import raw_and_postprocessed
 
     masks = np.zeros((2, 101, 101), dtype=bool)
     masks[1, 20:60, 20:60] = True

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from saltnet import precision
-from saltnet.atomic import write_npz
+from saltnet.config.settings import TrainSettings
+from saltnet.inference.predict import predict_probs
 from saltnet.models import build_model
 from saltnet.models.modelfile import read_model_file, save_model_file
-from saltnet.settings import TrainSettings
-from saltnet.predict import predict_probs
-from saltnet.precision import resolve_bf16
+from saltnet.runtime import precision
+from saltnet.runtime.atomic import write_npz
+from saltnet.runtime.precision import resolve_bf16
 from saltnet.steps import folds_step, predict_step
 
 CPU = torch.device("cpu")

@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from saltnet.data import prepare_images
+from saltnet.data.loaders import prepare_images
+from saltnet.inference.predict import predict_probs, tta_views
 from saltnet.models import build_model
-from saltnet.predict import predict_probs, tta_views
 
 CPU = torch.device("cpu")
 

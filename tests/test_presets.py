@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from conftest import REPO, SNAKEMAKE, load_tool
-from saltnet.augment import AugmentSettings
-from saltnet.configschema import DEMO_PRESET, PRESETS, ConfigError, resolve_config
-from saltnet.settings import TrainSettings, settings_of
+from saltnet.config.resolve import DEMO_PRESET, PRESETS, ConfigError, resolve_config
+from saltnet.config.settings import TrainSettings, settings_of
+from saltnet.data.augment import AugmentSettings
 
 SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
 PRESET_NAMES = sorted(p.stem for p in PRESETS.glob("*.yaml"))
@@ -27,7 +27,7 @@ THREADS = {"demo": 4, "cpu": 2, "competition": 8}
 
 def expected_stage(preset: dict, stage: str) -> dict:
     """A stage's settings worked out by hand from the preset file and the schema's defaults (not through
-    saltnet.configschema): the stage's key, else the preset's top-level key, else the schema's default."""
+    saltnet.config.resolve): the stage's key, else the preset's top-level key, else the schema's default."""
     top = {k: v["default"] for k, v in SCHEMA["properties"].items() if "default" in v}
     stage_defaults = {k: v["default"] for k, v in SCHEMA["definitions"]["stage"]["properties"].items()
                       if "default" in v}
@@ -62,7 +62,7 @@ def checkout(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory) -> Path:
-    from saltnet.demo import make_demo_data
+    from saltnet.data.demo import make_demo_data
 
     folder = tmp_path_factory.mktemp("data") / "tgs"
     make_demo_data(folder, n_train=12, n_test=4, seed=0)
@@ -88,6 +88,7 @@ def job_threads(dry_run: str, rule: str) -> set[int]:
             for m in re.findall(r"threads: (\d+)", block)}
 
 
+@pytest.mark.snakemake
 @pytest.mark.parametrize("name", PRESET_NAMES)
 def test_a_preset_resolves_to_its_file_from_any_directory(name, checkout, data_dir, tmp_path):
     preset_file = checkout / "workflow/presets" / f"{name}.yaml"
@@ -104,6 +105,7 @@ def test_a_preset_resolves_to_its_file_from_any_directory(name, checkout, data_d
             assert job_threads(dry, rule) == {THREADS[name]}, (rule, dry[-2000:])
 
 
+@pytest.mark.snakemake
 def test_without_a_config_file_the_demo_preset_runs(checkout, tmp_path):
     proc = subprocess.run([str(SNAKEMAKE), "-s", str(checkout / "Snakefile"), "--directory", str(tmp_path),
                            "--cores", "2", "--", "resolved_config"], capture_output=True, text=True, timeout=300)
@@ -113,6 +115,7 @@ def test_without_a_config_file_the_demo_preset_runs(checkout, tmp_path):
     assert resolved["config"]["data_dir"] == "demo"
 
 
+@pytest.mark.snakemake
 def test_a_preset_for_real_data_asks_for_data_dir(checkout, tmp_path):
     proc = subprocess.run([str(SNAKEMAKE), "-s", str(checkout / "Snakefile"), "--directory", str(tmp_path),
                            "--cores", "2", "-n", "--configfile", str(checkout / "workflow/presets/cpu.yaml")],
@@ -124,7 +127,7 @@ def test_a_preset_for_real_data_asks_for_data_dir(checkout, tmp_path):
 def test_a_config_file_in_the_working_directory_is_not_merged_under_a_preset(tmp_path):
     """With --configfile, ./config.yaml is not read: a preset inherits nothing."""
     (tmp_path / "config.yaml").write_text("aux_weight: 0.9\naugment: {p: 0.5}\n")
-    from saltnet.configschema import config_files
+    from saltnet.config.resolve import config_files
 
     assert config_files([str(PRESETS / "cpu.yaml")], tmp_path) == [PRESETS / "cpu.yaml"]
     assert config_files([], tmp_path) == [tmp_path / "config.yaml"]
@@ -170,7 +173,7 @@ def test_finetune_proxy_trains_the_rules_settings():
 
 def test_gpu_check_trains_the_rules_settings():
     """gpu-check's stages are the competition preset's, as the rules build them, from random init."""
-    from saltnet.gpucheck import _settings
+    from saltnet.performance.gpucheck import _settings
 
     config = resolve_config([PRESETS / "competition.yaml"], {"data_dir": "x"})
     for stage, epochs in (("train", 3), ("finetune", 2)):

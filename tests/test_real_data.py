@@ -7,9 +7,10 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from conftest import DAG_TARGETS, run_snakemake, write_config
-from saltnet.rle import rle_decode
+from saltnet.data.rle import rle_decode
 
 
 def make_slice(source: Path, dest: Path, n_train: int, n_test: int) -> Path:
@@ -33,6 +34,7 @@ def make_slice(source: Path, dest: Path, n_train: int, n_test: int) -> Path:
     return dest
 
 
+@pytest.mark.snakemake
 def test_dag_on_a_real_data_slice(real_data, tmp_path):
     data = make_slice(real_data, tmp_path / "tgs", n_train=30, n_test=10)
     workdir = tmp_path / "run"

@@ -20,7 +20,7 @@ import pytest
 from conftest import REPO, TINY_CONFIG, run_snakemake
 from saltnet.report import coverage_class, overview_figure, scores_by_coverage, training_figure
 from saltnet.report import examples as examples_module
-from saltnet.report.oof import oof_figures
+from saltnet.report.oof_figures import oof_figures
 from saltnet.report.run_page import run_report
 from saltnet.report.training import STAGES
 
@@ -167,7 +167,7 @@ def hand_made_oof(root: Path, n: int = 40, size: int = 101) -> dict:
     for fold in (0, 1):
         np.savez(root / f"oof{fold}.npz", ids=ids[fold::2], probs=probs[fold::2])
         oof[fold] = str(root / f"oof{fold}.npz")
-    from saltnet.postprocess import choose_postprocess
+    from saltnet.evaluation.postprocess import choose_postprocess
 
     chosen = choose_postprocess(probs, masks)
     (root / "postprocess.json").write_text(json.dumps(chosen))
@@ -205,7 +205,7 @@ def test_worst_and_best_examples_by_hand():
 
 
 def test_epoch_line_names_fold_stage_size_and_time_left():
-    from saltnet.callbacks import EpochHistory, epoch_line
+    from saltnet.training.callbacks import EpochHistory, epoch_line
 
     rows = [{"epoch": e, "train_loss": 0.8, "valid_loss": 0.7, "map_iou": 0.51, "lr": 2e-3, "seconds": 60.0}
             for e in range(3)]
@@ -219,7 +219,7 @@ def run_logged_job(log: Path, body: str) -> subprocess.CompletedProcess:
     """A job script in miniature: set up logging to `log`, log a line, then run `body`."""
     code = textwrap.dedent(f"""
         import logging
-        from saltnet.runtime import setup_logging
+        from saltnet.runtime.jobs import setup_logging
         setup_logging({str(log)!r})
         logging.getLogger("saltnet").info("working")
     """) + body
@@ -267,6 +267,7 @@ def report_run(finished_run):
     return workdir
 
 
+@pytest.mark.snakemake
 def test_report_holds_every_figure_for_every_fold(report_run):
     results = report_results((report_run / "results/report.html").read_text())
     categories = json.loads(re.search(r"var categories = (.*?);\n", (report_run / "results/report.html").read_text(),
@@ -290,6 +291,7 @@ def test_report_holds_every_figure_for_every_fold(report_run):
     assert "every expected output exists" in page and "resunet_scse" in page
 
 
+@pytest.mark.snakemake
 def test_logs_name_fold_stage_and_progress(report_run):
     train = (report_run / "logs/train_fold/fold0.log").read_text()
     assert re.search(r"fold 0 train 48 px, epoch 1/1: train_loss=\S+ valid_loss=\S+ map_iou=\S+ lr=\S+ \| "
@@ -301,6 +303,7 @@ def test_logs_name_fold_stage_and_progress(report_run):
     assert train.count("===== attempt 1,") == 1 and train.rstrip().endswith("job finished")
 
 
+@pytest.mark.snakemake
 def test_report_of_a_run_where_a_fold_failed(report_run, tmp_path):
     """What --keep-going leaves when fold 1's fine-tuning fails: nothing downstream of it. Target
     report_partial draws what exists, and the report names what is missing."""
@@ -364,6 +367,8 @@ def caption_start(path: Path) -> str:
     return re.split(r"\{\{|``|\*\*", text)[0].strip()[:40]
 
 
+@pytest.mark.snakemake
+@pytest.mark.browser
 @pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (Debian: apt-get install chromium)")
 def test_report_renders_its_captions_in_chromium(report_run, tmp_path):
     page = with_script(report_run / "results/report.html", _WALK_RESULTS, tmp_path / "walk.html")
@@ -377,6 +382,8 @@ def test_report_renders_its_captions_in_chromium(report_run, tmp_path):
     assert "fold 1, stage finetune" in text
 
 
+@pytest.mark.snakemake
+@pytest.mark.browser
 @pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (Debian: apt-get install chromium)")
 def test_report_landing_page_in_chromium(report_run, tmp_path):
     """The first page, as opened: the workflow description renders, and a screenshot can be taken."""

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from saltnet.pngio import read_mask
-from saltnet.rle import rle_decode, rle_encode
+from saltnet.data.pngio import read_mask
+from saltnet.data.rle import rle_decode, rle_encode
 
 
 def test_column_major_one_indexed():

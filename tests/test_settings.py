@@ -1,11 +1,11 @@
-"""saltnet.settings: a stage's TrainSettings from a config, without importing torch."""
+"""saltnet.config.settings: a stage's TrainSettings from a config, without importing torch."""
 
 import subprocess
 import sys
 
 import pytest
 
-from saltnet.settings import TrainSettings, stage_settings
+from saltnet.config.settings import TrainSettings, stage_settings
 
 CONFIG = {"data_dir": "demo", "predict": {"batch_size": 64}, "folds": {"n": 2}, "model": "resunet_scse_ds",
           "loss": "symmetric_lovasz", "seed": 7, "augment": {"p": 0.1},
@@ -34,5 +34,6 @@ def test_a_stage_key_that_is_no_setting_is_rejected():
 
 def test_importing_settings_does_not_import_torch():
     """The Snakefile imports it in every job and on the SLURM login node."""
-    code = "import sys, saltnet.settings; print('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    code = "import sys, saltnet.config.settings; print('torch' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "False"

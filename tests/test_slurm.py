@@ -42,7 +42,7 @@ def _slurm_installed() -> bool:
 def slurm_env() -> dict:
     """Start the local cluster for the session (stop it after, unless it was already running)."""
     if os.geteuid() != 0:
-        pytest.skip("needs root: local-slurm.sh installs the Debian SLURM packages and starts munged, slurmctld, slurmd")
+        pytest.skip("needs root: local-slurm.sh installs the Debian SLURM packages, starts munged, slurmctld, slurmd")
     if not _slurm_installed() and not shutil.which("apt-get"):
         pytest.skip("SLURM is not installed and there is no apt-get to install slurmctld slurmd slurm-client munge")
     pytest.importorskip("snakemake_executor_plugin_slurm", reason="pip install -e '.[slurm]'")
@@ -106,6 +106,7 @@ def read_run(workdir: Path, stage: str, fold: int) -> dict:
     return json.loads((workdir / f"results/{stage}/fold{fold}/run.json").read_text())
 
 
+@pytest.mark.snakemake
 def test_demo_dag_runs_through_slurm_with_one_gpu_per_job(tmp_path, slurm_env, profile):
     write_config(tmp_path)
     before, started = last_job_id(slurm_env), time.time()
@@ -134,6 +135,7 @@ def _limit(minutes: int) -> str:
     return f"{minutes // 60:02d}:{minutes % 60:02d}:00"
 
 
+@pytest.mark.snakemake
 @pytest.mark.slow  # about 4 minutes: SLURM must kill a job at a 1-minute limit, then rerun it
 def test_fold_past_its_time_limit_is_resubmitted_longer_and_resumes(tmp_path, slurm_env, profile):
     """A time limit of `base` minutes on the first attempt, doubling per retry (an attempt-dependent
@@ -178,6 +180,7 @@ def test_fold_past_its_time_limit_is_resubmitted_longer_and_resumes(tmp_path, sl
     assert f"resuming from checkpoint: {result['resumed_from_epoch']} epoch(s) already done" in log
 
 
+@pytest.mark.snakemake
 def test_keep_going_then_a_plain_rerun_resubmits_only_the_failed_fold(tmp_path, slurm_env, profile):
     """Fold 1's job is cancelled after its first epoch; fold 0 goes on; a plain rerun submits fold 1 only."""
     # Enough epochs that the job is still running when its first checkpoint appears: on a fast CPU these

@@ -7,8 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from saltnet.data import prepare_images
-from saltnet.snapshots import average_weights, recompute_batchnorm, snapshot_files
+from conftest import STAGE
+from saltnet.data.loaders import prepare_images
+from saltnet.training.snapshots import average_weights, recompute_batchnorm, snapshot_files
 
 
 def _net() -> nn.Module:
@@ -63,15 +64,15 @@ def test_snapshots_are_listed_by_epoch_number(tmp_path):
 def test_a_fold_keeps_its_last_epochs_and_a_clean_start_removes_old_ones(tmp_path):
     """A real (tiny) fastai fold with snapshots=2 of 3 epochs: epochs 2 and 3 kept, the last equal to
     the weights the fold returns when it is also the best; a rerun with other settings starts clean."""
-    from saltnet.dataset import pack_competition
-    from saltnet.demo import make_demo_data
-    from saltnet.folds import split_folds
-    from saltnet.train import SNAPSHOTS, TrainSettings, train_fold
+    from saltnet.data.demo import make_demo_data
+    from saltnet.data.folds import split_folds
+    from saltnet.data.pack import pack_competition
+    from saltnet.training.fold import SNAPSHOTS, TrainSettings, train_fold
 
     make_demo_data(tmp_path / "data", n_train=24, n_test=1, seed=3)
     data, _ = pack_competition(tmp_path / "data")
     folds = split_folds(data.ids, data.masks, 2, 0)
-    settings = TrainSettings(model="resunet_scse", size=32, epochs=3, batch_size=8, lr=1e-3, wd=1e-7, loss="bce_dice", snapshots=2)
+    settings = TrainSettings(**{**STAGE, "epochs": 3}, loss="bce_dice", snapshots=2)
     work = tmp_path / "work"
     result = train_fold(data, folds, 0, settings, work, torch.device("cpu"))
     kept = snapshot_files(work / SNAPSHOTS)
@@ -90,15 +91,15 @@ def test_a_fold_keeps_its_last_epochs_and_a_clean_start_removes_old_ones(tmp_pat
 def test_swa_returns_the_last_epochs_mean_with_batchnorm_measured_again(tmp_path):
     """Config key swa=2 of 3 epochs: the fold's weights are the mean of epochs 2 and 3 (kept on disk even
     with snapshots 0), and BatchNorm's running statistics are measured again, not averaged."""
-    from saltnet.dataset import pack_competition
-    from saltnet.demo import make_demo_data
-    from saltnet.folds import split_folds
-    from saltnet.train import SNAPSHOTS, TrainSettings, train_fold
+    from saltnet.data.demo import make_demo_data
+    from saltnet.data.folds import split_folds
+    from saltnet.data.pack import pack_competition
+    from saltnet.training.fold import SNAPSHOTS, TrainSettings, train_fold
 
     make_demo_data(tmp_path / "data", n_train=24, n_test=1, seed=3)
     data, _ = pack_competition(tmp_path / "data")
     folds = split_folds(data.ids, data.masks, 2, 0)
-    settings = TrainSettings(model="resunet_scse", size=32, epochs=3, batch_size=8, lr=1e-3, wd=1e-7, loss="bce_dice", swa=2)
+    settings = TrainSettings(**{**STAGE, "epochs": 3}, loss="bce_dice", swa=2)
     result = train_fold(data, folds, 0, settings, tmp_path / "work", torch.device("cpu"))
     kept = [torch.load(p, weights_only=True) for p in snapshot_files(tmp_path / "work" / SNAPSHOTS)]
     assert len(kept) == 2

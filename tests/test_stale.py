@@ -8,12 +8,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from PIL import Image
 import torch
+from PIL import Image
 
 from conftest import STAGE, run_snakemake, write_config
-from saltnet.demo import make_demo_data
-from saltnet.train import TrainSettings
+from saltnet.data.demo import make_demo_data
+from saltnet.training.fold import TrainSettings
 
 
 @pytest.fixture
@@ -34,6 +34,7 @@ def jobs_of(work, *args) -> set[str]:
     return set(re.findall(r"^(\w+)\s+\d+$", out, flags=re.M)) - {"total"}
 
 
+@pytest.mark.snakemake
 def test_an_edited_mask_or_csv_packs_again(packed_run):
     """Snakemake compares an input's content, not only its time stamp: an edit is a rewrite of the bytes."""
     data, work = packed_run
@@ -49,6 +50,7 @@ def test_an_edited_mask_or_csv_packs_again(packed_run):
     assert "pack_data" in jobs_of(work)
 
 
+@pytest.mark.snakemake
 def test_an_added_image_packs_again(packed_run):
     data, work = packed_run
     image = next((data / "test/images").glob("*.png"))
@@ -56,6 +58,7 @@ def test_an_added_image_packs_again(packed_run):
     assert "pack_data" in jobs_of(work)
 
 
+@pytest.mark.snakemake
 def test_a_changed_config_remakes_run_info(packed_run):
     _, work = packed_run
     assert "run_info" not in jobs_of(work)
@@ -69,9 +72,11 @@ def test_a_checkpoint_follows_the_content_of_its_starting_weights(tmp_path):
     before = TrainSettings(**STAGE).fingerprint(0, str(weights), "data")
     torch.save({"w": torch.ones(2)}, weights)
     assert TrainSettings(**STAGE).fingerprint(0, str(weights), "data") != before
-    assert TrainSettings(**STAGE).fingerprint(0, str(weights), "other data") != TrainSettings(**STAGE).fingerprint(0, str(weights), "data")
+    settings = TrainSettings(**STAGE)
+    assert settings.fingerprint(0, str(weights), "other data") != settings.fingerprint(0, str(weights), "data")
 
 
+@pytest.mark.snakemake
 def test_gpu_locks_live_outside_the_working_directory(tmp_path):
     """Two experiments in two directories on one GPU box must take their locks in one machine-wide folder."""
     write_config(tmp_path, gpu_slots=1)
@@ -80,6 +85,7 @@ def test_gpu_locks_live_outside_the_working_directory(tmp_path):
     assert f"holding GPU slot 0 (lock {expected})" in (tmp_path / "logs/train_fold/fold0.log").read_text()
 
 
+@pytest.mark.snakemake
 def test_zero_gpu_slots_is_refused(tmp_path):
     write_config(tmp_path, gpu_slots=0)
     proc = run_snakemake(tmp_path, "-n", check=False)

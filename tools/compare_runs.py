@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from saltnet.metric import image_scores
-from saltnet.oof import OofData, load_oof, run_oof_files
-from saltnet.postprocess import raw_and_postprocessed
+from saltnet.evaluation.metric import image_scores
+from saltnet.evaluation.oof import OofData, load_oof, run_oof_files
+from saltnet.evaluation.postprocess import raw_and_postprocessed
 
 
 def scores(oof: OofData, folds: list[int]) -> dict:

@@ -1,6 +1,6 @@
 """Second-stage proxy: fine-tune one fold from a finished run's first-stage weights with other settings.
 
-The 5 + 2-epoch proxy of `saltnet.ablate` says little about the Lovasz stage (2 epochs of it); this
+The 5 + 2-epoch proxy of `saltnet.performance.ablate` says little about the Lovasz stage (2 epochs of it); this
 one starts where a full CPU-preset run's first stage ended (`RUN/results/train/fold{F}/model.pth`),
 fine-tunes fold F with the preset's finetune settings, built as the rules build them (the preset resolved
 with the schema's defaults, then `--config` overrides as snakemake takes them), predicts the fold's
@@ -25,14 +25,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from saltnet.dataset import load_packed
-from saltnet.metric import image_scores
+from saltnet.config.resolve import parse_overrides, preset_path, resolve_config
+from saltnet.config.settings import TrainSettings, settings_of
+from saltnet.data.folds import fold_indices
+from saltnet.data.pack import load_packed
+from saltnet.evaluation.metric import image_scores
+from saltnet.evaluation.postprocess import choose_postprocess
+from saltnet.inference.predict import predict_probs
 from saltnet.models.registry import build_model, get_model_spec
-from saltnet.postprocess import choose_postprocess
-from saltnet.predict import predict_probs
-from saltnet.configschema import parse_overrides, preset_path, resolve_config
-from saltnet.settings import TrainSettings, settings_of
-from saltnet.train import fold_indices, train_fold
+from saltnet.training.fold import train_fold
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

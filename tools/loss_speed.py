@@ -4,10 +4,10 @@ side in one process, rounds interleaved so a machine that slows down slows every
 
     .venv/bin/python tools/loss_speed.py --model resunet_scse_ds --size 128 --batch-size 16
 
-Each round times `--steps` training steps (saltnet.bench.train_step: forward, loss with the
-deep-supervision wrapper, backward, Adam) per variant on the model, at 101 px inputs padded as in the pipeline, with targets of random
-discs (one image in three empty, as in the data); the medians over the rounds and their ratio to
-bce_dice are printed as JSON with the CPU's facts. Nothing else should run beside it.
+Each round times `--steps` training steps (saltnet.performance.bench.make_train_step: forward, loss with the
+deep-supervision wrapper, backward, Adam) per variant on the model, at 101 px inputs padded as in the
+pipeline, with targets of random discs (one image in three empty, as in the data); the medians over the
+rounds and their ratio to bce_dice are printed as JSON with the CPU's facts. Nothing else should run beside it.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ import time
 import numpy as np
 import torch
 
-from saltnet.bench import train_step
-from saltnet.configschema import preset_path, resolve_config
-from saltnet.losses import lovasz_hinge
+from saltnet.config.resolve import preset_path, resolve_config
 from saltnet.models.registry import build_model, get_model_spec
-from saltnet.precision import cpu_info
+from saltnet.performance.bench import make_train_step
+from saltnet.runtime.precision import cpu_info
+from saltnet.training.losses import lovasz_hinge
 
 
 def two_sort_symmetric_lovasz(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> dict:
     variants = {"bce_dice": "bce_dice", "symmetric_lovasz_two_sorts": two_sort_symmetric_lovasz,
                 "symmetric_lovasz_one_sort": "symmetric_lovasz"}
     aux_weight = resolve_config([preset_path("cpu")])["aux_weight"]  # the CPU preset's, as its runs train
-    steps = {name: train_step(model, x, target, bf16=False, loss=loss, aux_weight=aux_weight)
+    steps = {name: make_train_step(model, x, target, bf16=False, loss=loss, aux_weight=aux_weight)
              for name, loss in variants.items()}
     for step in steps.values():
         step()  # warm-up

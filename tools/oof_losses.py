@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from saltnet.cleaning import vertical_masks
-from saltnet.metric import image_scores
-from saltnet.oof import OofData, load_oof, run_oof_files
-from saltnet.postprocess import apply_setting, raw_and_postprocessed
+from saltnet.data.cleaning import vertical_masks
+from saltnet.evaluation.metric import image_scores
+from saltnet.evaluation.oof import OofData, load_oof, run_oof_files
+from saltnet.evaluation.postprocess import apply_setting, raw_and_postprocessed
 
 COVERAGE_BANDS = (0.0, 0.01, 0.03, 0.10, 0.30, 1.0)  # share of the image that is salt
 PEAK_BANDS = (0.0, 0.1, 0.3, 0.5, 0.7, 0.8, 0.9, 1.0)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from saltnet.metric import image_scores
-from saltnet.oof import load_oof, run_oof_files
-from saltnet.postprocess import apply_setting, choose_postprocess
+from saltnet.evaluation.metric import image_scores
+from saltnet.evaluation.oof import load_oof, run_oof_files
+from saltnet.evaluation.postprocess import apply_setting, choose_postprocess
 
 
 def _score(oof, rows: np.ndarray, setting: dict) -> float:

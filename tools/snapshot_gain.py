@@ -6,7 +6,7 @@ The run must have kept snapshots (config key `snapshots: K`). Re-predicts every 
 with the flip as predict_fold does, by: the stage's final model (model.pth: what the run predicted
 with), the mean of the last k snapshots' probabilities (a snapshot ensemble: k predictions), and the
 mean of the last k snapshots' weights with BatchNorm measured again on the fold's training images
-(SWA, saltnet.snapshots: one prediction). Prints each variant's OOF competition score at threshold 0.5
+(SWA, saltnet.training.snapshots: one prediction). Prints each variant's OOF competition score at threshold 0.5
 and after the post-processing search (as rule postprocess), and the seconds it took here. Run it on a
 quiet machine.
 """
@@ -22,20 +22,21 @@ import numpy as np
 import pandas as pd
 import torch
 
-from saltnet.dataset import load_packed
+from saltnet.data.folds import fold_indices
+from saltnet.data.pack import load_packed
+from saltnet.evaluation.oof import load_oof, run_oof_files
+from saltnet.evaluation.postprocess import raw_and_postprocessed
+from saltnet.inference.predict import predict_probs
 from saltnet.models import build_model, get_model_spec
 from saltnet.models.modelfile import read_model_file
 from saltnet.models.weights import load_state_dict_file
-from saltnet.oof import load_oof, run_oof_files
-from saltnet.postprocess import raw_and_postprocessed
-from saltnet.predict import predict_probs
-from saltnet.snapshots import average_weights, recompute_batchnorm, snapshot_files
-from saltnet.train import fold_indices
+from saltnet.training.snapshots import average_weights, recompute_batchnorm, snapshot_files
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("results", help="a run's results/ folder (packed/, {stage}/, checkpoints/, predict/fold*/oof.npz)")
+    parser.add_argument("results",
+                        help="a run's results/ folder (packed/, {stage}/, checkpoints/, predict/fold*/oof.npz)")
     parser.add_argument("--stage", default="finetune", choices=["train", "finetune"])
     parser.add_argument("--ensemble", type=int, nargs="*", default=[2, 3, 5], help="k of the snapshot ensembles")
     parser.add_argument("--swa", type=int, nargs="*", default=[2, 3, 5], help="k of the weight averages")

@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from saltnet.evaluation.oof import load_oof, run_oof_files
+from saltnet.evaluation.postprocess import raw_and_postprocessed
+from saltnet.inference.predict import predict_probs
 from saltnet.models import get_model_spec
 from saltnet.models.modelfile import read_model_file
-from saltnet.oof import load_oof, run_oof_files
-from saltnet.postprocess import raw_and_postprocessed
-from saltnet.predict import predict_probs
 
 # variant -> (stage whose model predicts, flip, shifts)
 VARIANTS = {

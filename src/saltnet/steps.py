@@ -1,37 +1,32 @@
 """One function per pipeline step, from input paths to output paths; the rule scripts call these.
 
-Each can be run by hand (e.g. to train one fold in a notebook) and never imports snakemake.
+Each can be run by hand (e.g. to train one fold in a notebook) and never imports snakemake. The steps
+of the light rules (packing, folds, ensemble, post-processing, submission, scores) import no torch:
+the training and prediction steps import it when they run.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
-from .atomic import write_json, write_npz, write_parquet
-from .dataset import load_packed, pack_competition
-from .device import device_lease
-from .ensemble import mean_fold_probs
-from .folds import split_folds
-from .metric import image_scores
-from .models import get_model_spec
-from .models.modelfile import load_model, save_model_file
-from .oof import load_oof
-from .postprocess import apply_setting, choose_postprocess, describe_setting
-from .precision import resolve_bf16
-from .predict import predict_probs
-from .submission import build_submission, validate_submission, write_submission_csv
-from .train import OWN_FILES, TrainSettings, fold_indices, train_fold
+from saltnet.config.settings import TrainSettings
+from saltnet.data.folds import fold_indices, split_folds
+from saltnet.data.pack import load_packed, pack_competition
+from saltnet.evaluation.metric import image_scores
+from saltnet.evaluation.oof import load_oof
+from saltnet.evaluation.postprocess import apply_setting, choose_postprocess, describe_setting
+from saltnet.inference.ensemble import mean_fold_probs
+from saltnet.inference.submission import build_submission, validate_submission, write_submission_csv
+from saltnet.runtime.atomic import write_json, write_npz, write_parquet
 
-__all__ = ["pack_step", "folds_step", "budget_step", "replan_step", "planned_epochs", "train_step", "predict_step", "ensemble_step", "postprocess_step",
-           "submission_step", "cv_score_step"]
+__all__ = ["pack_step", "folds_step", "budget_step", "replan_step", "planned_epochs", "train_step", "predict_step",
+           "ensemble_step", "postprocess_step", "submission_step", "cv_score_step"]
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +50,11 @@ def folds_step(packed_train: str, n_folds: int, seed: int, out: str) -> None:
 def budget_step(packed_test: str, folds: str, budget_minutes: float, model: str, stages: list[dict],
                 valid_fraction: float, predict_tta: bool, predict_batch_size: int, native: int, cores: int,
                 fold_threads: int, bf16: bool | str, out: str, predict_shifts: list) -> None:
-    """Plan the epochs that fit budget_minutes on this machine (saltnet.budget) and write them to `out`."""
-    from .budget import plan_budget
-    from .precision import cpu_info
+    """Plan the epochs that fit budget_minutes on this machine (saltnet.performance.budget); write them to `out`."""
+    import torch
+
+    from saltnet.performance.budget import plan_budget
+    from saltnet.runtime.precision import cpu_info, resolve_bf16
 
     fold_sizes = pd.read_parquet(folds)["fold"].value_counts().sort_index().tolist()
     with np.load(packed_test, allow_pickle=False) as npz:  # the ids alone: the images' count, not their pixels
@@ -83,8 +80,9 @@ def budget_step(packed_test: str, folds: str, budget_minutes: float, model: str,
 
 def replan_step(budget: str, train_runs: list[str], out: str) -> None:
     """The finetune epochs again from the first stage's real times and the steps timed again now
-    (saltnet.budget.replan_finetune; a budget.json without `remeasure`, from an older plan: its own times)."""
-    from .budget import measure_steps, replan_finetune
+    (saltnet.performance.budget.replan_finetune; a budget.json without `remeasure`, from an older plan: its own
+    times)."""
+    from saltnet.performance.budget import measure_steps, replan_finetune
 
     plan = _read_json(budget)
     measured, seconds = None, 0.0
@@ -111,6 +109,12 @@ def train_step(packed_train: str, folds: str, fold: int, settings: TrainSettings
                gpu_slots: int | None = None) -> None:
     """Train one fold at one resolution (stage 'train' or 'finetune'); outputs appear only once the fold has
     finished. The model file carries its architecture, size, stage and settings (saltnet.models.modelfile)."""
+    import torch
+
+    from saltnet.models.modelfile import save_model_file
+    from saltnet.runtime.device import device_lease
+    from saltnet.training.fold import OWN_FILES, train_fold
+
     queued = time.time()
     data, table = load_packed(packed_train), pd.read_parquet(folds)
     with device_lease(lock_dir, gpu_slots) as lease:
@@ -121,7 +125,8 @@ def train_step(packed_train: str, folds: str, fold: int, settings: TrainSettings
     save_model_file(out_model, result.state_dict, settings, stage)
     write_parquet(out_history, result.history)
     write_json(out_run, {
-        "fold": fold, "stage": stage, "model": settings.model, "size": settings.size, "device": str(lease.device), "gpu_slot": lease.slot,
+        "fold": fold, "stage": stage, "model": settings.model, "size": settings.size, "device": str(lease.device),
+        "gpu_slot": lease.slot,
         "lease": lease.source, "start": started, "end": ended, "seconds": ended - started,
         "lease_wait_s": started - queued,
         "epochs": settings.epochs, "resumed_from_epoch": result.resumed_from,
@@ -142,6 +147,12 @@ def predict_step(weights: str, packed_train: str, packed_test: str, folds: str, 
 
     bf16: config key bf16 (True, False or 'auto'), resolved for the device this job holds.
     """
+    from saltnet.inference.predict import predict_probs
+    from saltnet.models import get_model_spec
+    from saltnet.models.modelfile import load_model
+    from saltnet.runtime.device import device_lease
+    from saltnet.runtime.precision import resolve_bf16
+
     model, found = load_model(weights, expected)
     log.info("fold %d: %s (%s)", fold, weights, found.describe())
     train, test = load_packed(packed_train), load_packed(packed_test)

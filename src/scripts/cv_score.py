@@ -1,6 +1,6 @@
 """Rule cv_score: out-of-fold competition score, raw and post-processed, overall and per fold."""
 
-from saltnet.runtime import setup_logging
+from saltnet.runtime.jobs import setup_logging
 from saltnet.steps import cv_score_step
 
 setup_logging(snakemake.log[0])

@@ -1,6 +1,6 @@
 """Rule ensemble: mean of the folds' test probabilities."""
 
-from saltnet.runtime import setup_logging
+from saltnet.runtime.jobs import setup_logging
 from saltnet.steps import ensemble_step
 
 setup_logging(snakemake.log[0])

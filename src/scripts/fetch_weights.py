@@ -3,7 +3,7 @@
 import socket
 
 from saltnet.models.weights import fetch_imagenet_weights
-from saltnet.runtime import setup_logging
+from saltnet.runtime.jobs import setup_logging
 
 socket.setdefaulttimeout(120)  # a stalled connection fails instead of hanging the login node's run
 setup_logging(snakemake.log[0])

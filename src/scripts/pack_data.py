@@ -1,6 +1,6 @@
 """Rule pack_data: check the competition layout once and pack images and masks into arrays."""
 
-from saltnet.runtime import setup_logging
+from saltnet.runtime.jobs import setup_logging
 from saltnet.steps import pack_step
 
 setup_logging(snakemake.log[0])

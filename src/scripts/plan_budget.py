@@ -1,6 +1,6 @@
 """Rule plan_budget: time this machine's steps and plan the epochs that fit config budget_minutes."""
 
-from saltnet.runtime import setup_logging
+from saltnet.runtime.jobs import setup_logging
 from saltnet.steps import budget_step
 
 setup_logging(snakemake.log[0])

@@ -1,6 +1,6 @@
-"""Rule postprocess: threshold, min_area and min_peak searched ('auto') or kept (a number) on the out-of-fold predictions."""
+"""Rule postprocess: threshold, min_area and min_peak searched ('auto') or kept (a number) on the OOF predictions."""
 
-from saltnet.runtime import setup_logging
+from saltnet.runtime.jobs import setup_logging
 from saltnet.steps import postprocess_step
 
 setup_logging(snakemake.log[0])

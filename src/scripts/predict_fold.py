@@ -1,7 +1,7 @@
 """Rule predict_fold: flip-TTA probabilities of one fold's model on test and out-of-fold images."""
 
-from saltnet.runtime import set_threads, setup_logging
-from saltnet.settings import TrainSettings
+from saltnet.config.settings import TrainSettings
+from saltnet.runtime.jobs import set_threads, setup_logging
 from saltnet.steps import predict_step
 
 setup_logging(snakemake.log[0])

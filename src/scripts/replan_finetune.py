@@ -1,6 +1,6 @@
 """Rule replan_finetune: the finetune epochs again, from what the first stage really took."""
 
-from saltnet.runtime import setup_logging
+from saltnet.runtime.jobs import setup_logging
 from saltnet.steps import replan_step
 
 setup_logging(snakemake.log[0])

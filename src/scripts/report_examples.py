@@ -1,7 +1,7 @@
 """Rule report_examples: worst and best out-of-fold images and a sample of test predictions (JPEG grids)."""
 
 from saltnet.report import examples_figures
-from saltnet.runtime import setup_logging
+from saltnet.runtime.jobs import setup_logging
 
 setup_logging(snakemake.log[0])
 examples_figures(

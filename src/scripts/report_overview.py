@@ -3,7 +3,7 @@
 import logging
 
 from saltnet.report import overview_figure
-from saltnet.runtime import setup_logging
+from saltnet.runtime.jobs import setup_logging
 
 setup_logging(snakemake.log[0])
 missing = overview_figure(snakemake.params.histories, snakemake.output[0])

@@ -3,7 +3,7 @@
 import logging
 
 from saltnet.report import run_report
-from saltnet.runtime import setup_logging
+from saltnet.runtime.jobs import setup_logging
 
 setup_logging(snakemake.log[0])
 missing = run_report(

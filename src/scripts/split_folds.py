@@ -1,6 +1,6 @@
 """Rule split_folds: one fold table, stratified by salt coverage, seeded."""
 
-from saltnet.runtime import setup_logging
+from saltnet.runtime.jobs import setup_logging
 from saltnet.steps import folds_step
 
 setup_logging(snakemake.log[0])

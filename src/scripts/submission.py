@@ -1,6 +1,6 @@
 """Rule submission: threshold the ensemble, empty small masks (results/postprocess.json), RLE, validate."""
 
-from saltnet.runtime import setup_logging
+from saltnet.runtime.jobs import setup_logging
 from saltnet.steps import submission_step
 
 setup_logging(snakemake.log[0])

@@ -1,8 +1,8 @@
 """Rules train_fold and finetune_fold: train one fold at one resolution (resumable)."""
 
-from saltnet.runtime import set_threads, setup_logging
+from saltnet.runtime.jobs import set_threads, setup_logging
 from saltnet.steps import planned_epochs, train_step
-from saltnet.train import TrainSettings
+from saltnet.training.fold import TrainSettings
 
 setup_logging(snakemake.log[0])
 set_threads(snakemake.threads)

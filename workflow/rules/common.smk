@@ -3,7 +3,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from saltnet.configschema import config_files, resolve_config
+from saltnet.config.resolve import config_files, resolve_config
 
 # The run's config, the same from any working directory: the schema's defaults, then the config files
 # named with --configfile (with none: ./config.yaml if there is one, else the demo preset), then --config.
@@ -13,8 +13,10 @@ _resolved = resolve_config(CONFIG_FILES, workflow.config_settings.config)
 config.clear()
 config.update(_resolved)
 if "data_dir" not in config:  # the one key without a default: the presets for real data leave it to the user
-    raise ValueError("config key data_dir: not set; give the folder of the competition download "
-                     "(--config data_dir=/path/to/tgs) or data_dir=demo for the synthetic demo data")
+    raise ValueError(
+        "config key data_dir: not set; give the folder of the competition download "
+        "(--config data_dir=/path/to/tgs) or data_dir=demo for the synthetic demo data"
+    )
 
 FOLDS = list(range(config["folds"]["n"]))
 DEMO = config["data_dir"] == "demo"  # the built-in synthetic data, made by rule make_demo_data
@@ -31,7 +33,15 @@ wildcard_constraints:
 
 
 # Rules that are cheap or need internet run where snakemake runs (the login node), not as cluster jobs.
-localrules: pack_data, split_folds, run_info, ensemble, postprocess, submission, cv_score, fetch_encoder_weights
+localrules:
+    pack_data,
+    split_folds,
+    run_info,
+    ensemble,
+    postprocess,
+    submission,
+    cv_score,
+    fetch_encoder_weights,
 
 
 def encoder_weights_path():
@@ -43,8 +53,10 @@ def encoder_weights_path():
 
     encoder = get_model_spec(config["model"]).encoder
     if encoder is None:
-        raise ValueError(f"config key encoder_weights: model {config['model']!r} has no ImageNet encoder "
-                         "(it trains from random init); set encoder_weights: none")
+        raise ValueError(
+            f"config key encoder_weights: model {config['model']!r} has no ImageNet encoder "
+            "(it trains from random init); set encoder_weights: none"
+        )
     return f"resources/weights/{encoder}.pth"
 
 
@@ -65,8 +77,8 @@ def get_encoder_weights(wildcards):
 
 
 def stage_settings(stage):
-    """TrainSettings keyword arguments for stage 'train' or 'finetune' (saltnet.settings, no torch import)."""
-    from saltnet.settings import stage_settings as settings_of
+    """TrainSettings keyword arguments for stage 'train' or 'finetune' (saltnet.config.settings, no torch import)."""
+    from saltnet.config.settings import stage_settings as settings_of
 
     return settings_of(config, stage, encoder_weights=ENCODER_WEIGHTS)
 
@@ -119,14 +131,16 @@ def check_config_paths():
             f"config key encoder_weights: {weights!r} is neither 'none', 'imagenet' nor an existing weights file"
         )
     if DEMO:
-        from saltnet.demo import check_demo_folder
+        from saltnet.data.demo import check_demo_folder
 
         check_demo_folder(DEMO_DIR)  # never replace a folder the pipeline did not make
     elif not os.path.isdir(DATA_DIR):
         hint = " (for the built-in demo data, set data_dir: demo)" if os.path.normpath(DATA_DIR) == DEMO_DIR else ""
         if not os.path.isabs(DATA_DIR):  # snakemake --directory changes the working directory
-            hint += (f"; looked for {os.path.abspath(DATA_DIR)}: a relative data_dir is resolved against the "
-                     f"working directory {os.getcwd()} (which snakemake --directory sets), so give an absolute path")
+            hint += (
+                f"; looked for {os.path.abspath(DATA_DIR)}: a relative data_dir is resolved against the "
+                f"working directory {os.getcwd()} (which snakemake --directory sets), so give an absolute path"
+            )
         shown = DATA_DIR if DATA_DIR == config["data_dir"] else f"{DATA_DIR} (from {config['data_dir']!r})"
         problem = "is not a folder" if os.path.exists(DATA_DIR) else "does not exist"
         raise ValueError(f"config key data_dir: folder {shown} {problem}{hint}")
@@ -137,17 +151,25 @@ def warn_odd_values():
     threshold = config["threshold"]
     if threshold != "auto" and threshold in (0, 1):
         effect = "almost every pixel is salt" if threshold == 0 else "no pixel is salt, so every mask is empty"
-        print(f"Warning: config key threshold: {threshold} means {effect} (a pixel is salt where its probability "
-              "is above the threshold); did you mean a value like 0.5, or auto?", file=sys.stderr)
+        print(
+            f"Warning: config key threshold: {threshold} means {effect} (a pixel is salt where its probability "
+            "is above the threshold); did you mean a value like 0.5, or auto?",
+            file=sys.stderr,
+        )
     min_area, pixels = config["min_area"], config["image_size"] ** 2
     if min_area != "auto" and min_area > pixels:
-        print(f"Warning: config key min_area: {min_area} is more than the {pixels} pixels of an image, so every "
-              "predicted mask is emptied; did you mean auto?", file=sys.stderr)
+        print(
+            f"Warning: config key min_area: {min_area} is more than the {pixels} pixels of an image, so every "
+            "predicted mask is emptied; did you mean auto?",
+            file=sys.stderr,
+        )
     if config["min_peak"] == 1:
-        print("Warning: config key min_peak: 1 empties every mask whose most confident pixel is below probability "
-              "1, nearly all of them; did you mean a value like 0.6, or auto?", file=sys.stderr)
+        print(
+            "Warning: config key min_peak: 1 empties every mask whose most confident pixel is below probability "
+            "1, nearly all of them; did you mean a value like 0.6, or auto?",
+            file=sys.stderr,
+        )
 
 
 check_config_paths()
 warn_odd_values()
-

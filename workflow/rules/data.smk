@@ -2,17 +2,18 @@
 # outputs of a rule it reruns, e.g. with --forceall).
 if DEMO:
 
-    localrules: make_demo_data
+    localrules:
+        make_demo_data,
 
     rule make_demo_data:
         output:
             directory(DEMO_DIR),
-        params:
-            demo=config["demo"],
         log:
             "logs/make_demo_data/make_demo_data.log",
         conda:
             "../../envs/data.yaml"
+        params:
+            demo=config["demo"],
         script:
             "../../src/scripts/make_demo_data.py"
 
@@ -23,13 +24,13 @@ rule pack_data:
     output:
         train="results/packed/train.npz",
         test="results/packed/test.npz",
-    params:
-        data_dir=DATA_DIR,
-        image_size=config["image_size"],
     log:
         "logs/pack_data/pack_data.log",
     conda:
         "../../envs/data.yaml"
+    params:
+        data_dir=DATA_DIR,
+        image_size=config["image_size"],
     script:
         "../../src/scripts/pack_data.py"
 
@@ -39,13 +40,13 @@ rule split_folds:
         train=rules.pack_data.output.train,
     output:
         "results/folds.parquet",
-    params:
-        n_folds=config["folds"]["n"],
-        seed=config["folds"]["seed"],
     log:
         "logs/split_folds/split_folds.log",
     conda:
         "../../envs/data.yaml"
+    params:
+        n_folds=config["folds"]["n"],
+        seed=config["folds"]["seed"],
     script:
         "../../src/scripts/split_folds.py"
 
@@ -53,12 +54,12 @@ rule split_folds:
 rule run_info:
     output:
         "results/run_info.json",
-    params:
-        repo=workflow.basedir,
-        config=config,  # a changed config remakes run_info.json (Snakemake reruns on changed params)
     log:
         "logs/run_info/run_info.log",
     conda:
         "../../envs/data.yaml"
+    params:
+        repo=workflow.basedir,
+        config=config,  # a changed config remakes run_info.json (Snakemake reruns on changed params)
     script:
         "../../src/scripts/run_info.py"

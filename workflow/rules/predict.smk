@@ -7,23 +7,23 @@ rule predict_fold:
     output:
         test="results/predict/fold{fold}/test.npz",
         oof="results/predict/fold{fold}/oof.npz",
-    params:
-        settings=stage_settings("finetune"),  # what the model file must have been trained with
-        predict=config["predict"],
-        bf16=config["bf16"],
-        lock_dir=LOCK_DIR,
-        gpu_slots=config["gpu_slots"],
-    threads: fold_threads
-    resources:
-        gpu=1,
-        mem_mb=gpu_mem_mb,
-        runtime=gpu_runtime(60),
     log:
         "logs/predict_fold/fold{fold}.log",
     benchmark:
         "benchmarks/predict_fold/fold{fold}.tsv"
     conda:
         "../../envs/train.yaml"
+    threads: fold_threads
+    resources:
+        gpu=1,
+        mem_mb=gpu_mem_mb,
+        runtime=gpu_runtime(60),
+    params:
+        settings=stage_settings("finetune"),  # what the model file must have been trained with
+        predict=config["predict"],
+        bf16=config["bf16"],
+        lock_dir=LOCK_DIR,
+        gpu_slots=config["gpu_slots"],
     script:
         "../../src/scripts/predict_fold.py"
 
@@ -50,14 +50,14 @@ rule postprocess:
         oof=expand(rules.predict_fold.output.oof, fold=FOLDS),
     output:
         "results/postprocess.json",
-    params:
-        threshold=config["threshold"],
-        min_area=config["min_area"],
-        min_peak=config["min_peak"],
     log:
         "logs/postprocess/postprocess.log",
     conda:
         "../../envs/data.yaml"
+    params:
+        threshold=config["threshold"],
+        min_area=config["min_area"],
+        min_peak=config["min_peak"],
     script:
         "../../src/scripts/postprocess.py"
 
@@ -69,12 +69,12 @@ rule submission:
         data_dir=DATA_DIR,
     output:
         "results/submission.csv",
-    params:
-        sample=os.path.join(DATA_DIR, "sample_submission.csv"),
     log:
         "logs/submission/submission.log",
     conda:
         "../../envs/data.yaml"
+    params:
+        sample=os.path.join(DATA_DIR, "sample_submission.csv"),
     script:
         "../../src/scripts/submission.py"
 
@@ -86,11 +86,11 @@ rule cv_score:
         postprocess=rules.postprocess.output[0],
     output:
         "results/cv_score.json",
-    params:
-        folds=FOLDS,
     log:
         "logs/cv_score/cv_score.log",
     conda:
         "../../envs/data.yaml"
+    params:
+        folds=FOLDS,
     script:
         "../../src/scripts/cv_score.py"

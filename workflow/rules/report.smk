@@ -35,10 +35,10 @@ rule report_training:
             subcategory="Per fold and stage",
             labels={"fold": "{fold}", "stage": "{stage}"},
         ),
-    wildcard_constraints:
-        stage="train|finetune",
     log:
         "logs/report_training/{stage}_fold{fold}.log",
+    wildcard_constraints:
+        stage="train|finetune",
     conda:
         "../../envs/data.yaml"
     script:
@@ -56,12 +56,12 @@ rule report_overview:
             subcategory="All folds",
             labels={"figure": "every fold"},
         ),
-    params:
-        histories=stage_files("history"),
     log:
         "logs/report_overview/report_overview.log",
     conda:
         "../../envs/data.yaml"
+    params:
+        histories=stage_files("history"),
     script:
         "../../src/scripts/report_overview.py"
 
@@ -88,18 +88,30 @@ rule report_oof:
         cv_score=rules.cv_score.output[0],
         postprocess=rules.postprocess.output[0],
     output:
-        scores=report(OOF_FIGURES[0], caption="../report/oof_scores.rst", category="Out-of-fold",
-                      labels={"figure": "score per fold"}),
-        threshold=report(OOF_FIGURES[1], caption="../report/oof_threshold.rst", category="Out-of-fold",
-                         labels={"figure": "score vs threshold"}),
-        coverage=report(OOF_FIGURES[2], caption="../report/oof_coverage.rst", category="Out-of-fold",
-                        labels={"figure": "score by coverage class"}),
-    params:
-        folds=FOLDS,
+        scores=report(
+            OOF_FIGURES[0],
+            caption="../report/oof_scores.rst",
+            category="Out-of-fold",
+            labels={"figure": "score per fold"},
+        ),
+        threshold=report(
+            OOF_FIGURES[1],
+            caption="../report/oof_threshold.rst",
+            category="Out-of-fold",
+            labels={"figure": "score vs threshold"},
+        ),
+        coverage=report(
+            OOF_FIGURES[2],
+            caption="../report/oof_coverage.rst",
+            category="Out-of-fold",
+            labels={"figure": "score by coverage class"},
+        ),
     log:
         "logs/report_oof/report_oof.log",
     conda:
         "../../envs/data.yaml"
+    params:
+        folds=FOLDS,
     script:
         "../../src/scripts/report_oof.py"
 
@@ -112,18 +124,30 @@ rule report_examples:
         ensemble=rules.ensemble.output[0],
         postprocess=rules.postprocess.output[0],
     output:
-        worst=report(EXAMPLE_FIGURES[0], caption="../report/examples_worst.rst", category="Examples",
-                     labels={"figure": "worst out-of-fold"}),
-        best=report(EXAMPLE_FIGURES[1], caption="../report/examples_best.rst", category="Examples",
-                    labels={"figure": "best out-of-fold"}),
-        test=report(EXAMPLE_FIGURES[2], caption="../report/examples_test.rst", category="Examples",
-                    labels={"figure": "test predictions"}),
-    params:
-        folds=FOLDS,
+        worst=report(
+            EXAMPLE_FIGURES[0],
+            caption="../report/examples_worst.rst",
+            category="Examples",
+            labels={"figure": "worst out-of-fold"},
+        ),
+        best=report(
+            EXAMPLE_FIGURES[1],
+            caption="../report/examples_best.rst",
+            category="Examples",
+            labels={"figure": "best out-of-fold"},
+        ),
+        test=report(
+            EXAMPLE_FIGURES[2],
+            caption="../report/examples_test.rst",
+            category="Examples",
+            labels={"figure": "test predictions"},
+        ),
     log:
         "logs/report_examples/report_examples.log",
     conda:
         "../../envs/data.yaml"
+    params:
+        folds=FOLDS,
     script:
         "../../src/scripts/report_examples.py"
 
@@ -138,17 +162,25 @@ rule report_run:
         budget=get_budget,
         replan=get_finetune_budget,
     output:
-        page=report(RUN_PAGE[0], caption="../report/run_page.rst", category="The run",
-                    labels={"figure": "config, versions, devices, jobs"}),
-        times=report(RUN_PAGE[1], caption="../report/job_times.rst", category="The run",
-                     labels={"figure": "time and memory per job"}),
-    params:
-        runs=stage_files("run"),
-        expected=expected_outputs(),
+        page=report(
+            RUN_PAGE[0],
+            caption="../report/run_page.rst",
+            category="The run",
+            labels={"figure": "config, versions, devices, jobs"},
+        ),
+        times=report(
+            RUN_PAGE[1],
+            caption="../report/job_times.rst",
+            category="The run",
+            labels={"figure": "time and memory per job"},
+        ),
     log:
         "logs/report_run/report_run.log",
     conda:
         "../../envs/data.yaml"
+    params:
+        runs=stage_files("run"),
+        expected=expected_outputs(),
     script:
         "../../src/scripts/report_run.py"
 
@@ -163,10 +195,18 @@ use rule report_run as report_run_partial with:
         budget=lambda wildcards: existing(get_budget(wildcards)),
         replan=lambda wildcards: existing(get_finetune_budget(wildcards)),
     output:
-        page=report("results/report/partial/run.html", caption="../report/run_page.rst", category="The run",
-                    labels={"figure": "config, versions, devices, jobs"}),
-        times=report("results/report/partial/job_times.png", caption="../report/job_times.rst",
-                     category="The run", labels={"figure": "time and memory per job"}),
+        page=report(
+            "results/report/partial/run.html",
+            caption="../report/run_page.rst",
+            category="The run",
+            labels={"figure": "config, versions, devices, jobs"},
+        ),
+        times=report(
+            "results/report/partial/job_times.png",
+            caption="../report/job_times.rst",
+            category="The run",
+            labels={"figure": "time and memory per job"},
+        ),
     log:
         "logs/report_run/report_run_partial.log",
 

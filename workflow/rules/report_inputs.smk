@@ -7,8 +7,10 @@ REPORT_STAGES = list(STAGE_RULES)
 
 def stage_files(key, folds=FOLDS):
     """{stage: {fold: path}} of output `key` ('history', 'run') of the training rules."""
-    return {stage: {fold: str(expand(getattr(step.output, key), fold=fold)[0]) for fold in folds}
-            for stage, step in STAGE_RULES.items()}
+    return {
+        stage: {fold: str(expand(getattr(step.output, key), fold=fold)[0]) for fold in folds}
+        for stage, step in STAGE_RULES.items()
+    }
 
 
 def flat(by_stage):
@@ -37,8 +39,11 @@ def expected_outputs():
 
 def job_benchmarks():
     """The benchmark files of the GPU rules (per-job time and memory), so the run page comes after them."""
-    return [f"benchmarks/{rule}/fold{fold}.tsv" for rule in ("train_fold", "finetune_fold", "predict_fold")
-            for fold in FOLDS]
+    return [
+        f"benchmarks/{rule}/fold{fold}.tsv"
+        for rule in ("train_fold", "finetune_fold", "predict_fold")
+        for fold in FOLDS
+    ]
 
 
 def bench_table(wildcards):
@@ -50,16 +55,19 @@ TRAINING_FIGURES = expand("results/report/training/{stage}_fold{fold}.png", stag
 OOF_FIGURES = expand("results/report/oof/{name}.png", name=["scores", "threshold", "coverage"])
 EXAMPLE_FIGURES = expand("results/report/examples/{name}.jpg", name=["oof_worst", "oof_best", "test_sample"])
 RUN_PAGE = ["results/report/run/run.html", "results/report/run/job_times.png"]
-REPORT_FIGURES = [*TRAINING_FIGURES, "results/report/training/overview.png", *OOF_FIGURES, *EXAMPLE_FIGURES,
-                  *RUN_PAGE]
+REPORT_FIGURES = [*TRAINING_FIGURES, "results/report/training/overview.png", *OOF_FIGURES, *EXAMPLE_FIGURES, *RUN_PAGE]
 
 
 def partial_report_inputs(wildcards):
     """What a run that stopped part-way can show: the figures of every fold stage that finished, the
     out-of-fold figures and examples if the run got that far, the overview and run page of what exists."""
     histories, runs = stage_files("history"), stage_files("run")
-    done = [(stage, fold) for stage in REPORT_STAGES for fold in FOLDS
-            if os.path.exists(histories[stage][fold]) and os.path.exists(runs[stage][fold])]
+    done = [
+        (stage, fold)
+        for stage in REPORT_STAGES
+        for fold in FOLDS
+        if os.path.exists(histories[stage][fold]) and os.path.exists(runs[stage][fold])
+    ]
     figures = [f"results/report/training/{stage}_fold{fold}.png" for stage, fold in done]
     if all(os.path.exists(path) for path in rules.report_oof.input):
         figures += OOF_FIGURES

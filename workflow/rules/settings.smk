@@ -4,12 +4,17 @@
 #   snakemake --configfile workflow/presets/cpu.yaml --config data_dir=/path/to/tgs -- resolved_config
 
 
-localrules: resolved_config
+localrules:
+    resolved_config,
 
 
 rule resolved_config:
     output:
         "results/resolved_config.yaml",
+    log:
+        "logs/resolved_config/resolved_config.log",
+    conda:
+        "../../envs/data.yaml"
     params:
         files=CONFIG_FILES,
         config=config,
@@ -19,9 +24,5 @@ rule resolved_config:
         },
         threads=fold_threads,  # what train_fold, finetune_fold and predict_fold declare
         cores=all_cores,
-    log:
-        "logs/resolved_config/resolved_config.log",
-    conda:
-        "../../envs/data.yaml"
     script:
         "../../src/scripts/resolved_config.py"

@@ -8,22 +8,22 @@ rule train_fold:
         model="results/train/fold{fold}/model.pth",
         history="results/train/fold{fold}/history.parquet",
         run="results/train/fold{fold}/run.json",
-    params:
-        settings=stage_settings("train"),
-        work_dir="results/checkpoints/train/fold{fold}",
-        lock_dir=LOCK_DIR,
-        gpu_slots=config["gpu_slots"],
-    threads: fold_threads
-    resources:
-        gpu=1,
-        mem_mb=gpu_mem_mb,
-        runtime=gpu_runtime(240),
     log:
         "logs/train_fold/fold{fold}.log",
     benchmark:
         "benchmarks/train_fold/fold{fold}.tsv"
     conda:
         "../../envs/train.yaml"
+    threads: fold_threads
+    resources:
+        gpu=1,
+        mem_mb=gpu_mem_mb,
+        runtime=gpu_runtime(240),
+    params:
+        settings=stage_settings("train"),
+        work_dir="results/checkpoints/train/fold{fold}",
+        lock_dir=LOCK_DIR,
+        gpu_slots=config["gpu_slots"],
     script:
         "../../src/scripts/train_fold.py"
 
@@ -38,15 +38,15 @@ use rule train_fold as finetune_fold with:
         model="results/finetune/fold{fold}/model.pth",
         history="results/finetune/fold{fold}/history.parquet",
         run="results/finetune/fold{fold}/run.json",
+    log:
+        "logs/finetune_fold/fold{fold}.log",
+    benchmark:
+        "benchmarks/finetune_fold/fold{fold}.tsv"
     params:
         settings=stage_settings("finetune"),
         work_dir="results/checkpoints/finetune/fold{fold}",
         lock_dir=LOCK_DIR,
         gpu_slots=config["gpu_slots"],
-    log:
-        "logs/finetune_fold/fold{fold}.log",
-    benchmark:
-        "benchmarks/finetune_fold/fold{fold}.tsv"
 
 
 rule plan_budget:
@@ -55,6 +55,11 @@ rule plan_budget:
         folds=rules.split_folds.output[0],
     output:
         "results/budget.json",
+    log:
+        "logs/plan_budget/plan_budget.log",
+    conda:
+        "../../envs/train.yaml"
+    threads: all_cores  # nothing else runs while it times: the fold jobs' concurrency is simulated
     params:
         budget_minutes=config["budget_minutes"],
         model=config["model"],
@@ -66,11 +71,6 @@ rule plan_budget:
         image_size=rules.pack_data.params.image_size,  # the native side the packed images have
         fold_threads=fold_threads,  # a function: --cores is read when the job runs, not when the rules are
         bf16=config["bf16"],
-    threads: all_cores  # nothing else runs while it times: the fold jobs' concurrency is simulated
-    log:
-        "logs/plan_budget/plan_budget.log",
-    conda:
-        "../../envs/train.yaml"
     script:
         "../../src/scripts/plan_budget.py"
 
@@ -81,10 +81,10 @@ rule replan_finetune:
         train_runs=expand("results/train/fold{fold}/run.json", fold=FOLDS),
     output:
         "results/budget_finetune.json",
-    threads: all_cores  # it times the steps again, as plan_budget does: nothing else may run meanwhile
     log:
         "logs/replan_finetune/replan_finetune.log",
     conda:
         "../../envs/train.yaml"
+    threads: all_cores  # it times the steps again, as plan_budget does: nothing else may run meanwhile
     script:
         "../../src/scripts/replan_finetune.py"

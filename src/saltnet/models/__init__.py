@@ -1,5 +1,5 @@
 """Model registry: names in config select a builder here."""
 
-from .registry import MODELS, build_model, get_model_spec
+from saltnet.models.registry import MODELS, build_model, get_model_spec
 
 __all__ = ["MODELS", "build_model", "get_model_spec"]

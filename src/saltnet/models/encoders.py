@@ -6,7 +6,7 @@ from typing import Callable
 
 from torch import nn
 
-from .weights import load_encoder_weights
+from saltnet.models.weights import load_encoder_weights
 
 __all__ = ["ENCODERS", "build_encoder"]
 

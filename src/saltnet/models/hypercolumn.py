@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from fastai.layers import ConvLayer
 from torch import nn
 
-from .encoders import build_encoder
+from saltnet.models.encoders import build_encoder
 
 __all__ = ["HypercolumnSEResNeXt50", "hypercolumn_se_resnext50"]
 

@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..atomic import atomic_path
-from .registry import MODELS, build_model
+from saltnet.models.registry import MODELS, build_model
+from saltnet.runtime.atomic import atomic_path
 
 __all__ = ["FORMAT", "ModelFile", "settings_digest", "save_model_file", "read_model_file", "check_model_file",
            "load_model"]

@@ -20,6 +20,7 @@ class ModelSpec:
 
     builder: Callable[..., nn.Module]
     encoder: str | None  # ImageNet encoder whose weights `encoder_weights: imagenet` fetches; None: none
+    summary: str  # one line for docs/models.md
     min_size: int = 32  # five stride-2 stages: smaller inputs vanish in the bottleneck
     native_input: bool = False  # takes the native 101 px images and fits them to `size` itself (pads)
 
@@ -29,13 +30,13 @@ class ModelSpec:
 
 
 def _unet_resnet34(**kwargs) -> nn.Module:
-    from .unet import unet_resnet34
+    from saltnet.models.unet import unet_resnet34
 
     return unet_resnet34(**kwargs)
 
 
 def _hypercolumn(**kwargs) -> nn.Module:
-    from .hypercolumn import hypercolumn_se_resnext50
+    from saltnet.models.hypercolumn import hypercolumn_se_resnext50
 
     return hypercolumn_se_resnext50(**kwargs)
 
@@ -43,15 +44,22 @@ def _hypercolumn(**kwargs) -> nn.Module:
 def _resunet(name: str, deep_supervision: bool) -> tuple[str, ModelSpec]:
     """Registry entry of the resunet_scse family: it takes the native images and pads them (native_input)."""
     def build(**kwargs) -> nn.Module:
-        from .resunet import build_resunet
+        from saltnet.models.resunet import build_resunet
 
         return build_resunet(name, deep_supervision=deep_supervision, **kwargs)
-    return name, ModelSpec(build, encoder=None, native_input=True)
+    summary = ("a small residual U-Net with scSE for training from random init on a CPU, 101 px images "
+               "reflect-padded to the stage size")
+    if deep_supervision:
+        summary = "resunet_scse with its four decoder levels deep-supervised in training (config key aux_weight)"
+    return name, ModelSpec(build, encoder=None, summary=summary, native_input=True)
 
 
 MODELS: dict[str, ModelSpec] = {
-    "unet_resnet34": ModelSpec(_unet_resnet34, encoder="resnet34"),
-    "hypercolumn_se_resnext50": ModelSpec(_hypercolumn, encoder="se_resnext50_32x4d"),
+    "unet_resnet34": ModelSpec(_unet_resnet34, encoder="resnet34",
+                               summary="fastai's DynamicUnet on an ImageNet ResNet34 (the blog's first model)"),
+    "hypercolumn_se_resnext50": ModelSpec(_hypercolumn, encoder="se_resnext50_32x4d",
+                                          summary="the blog's UnetResNext50: an ImageNet SE-ResNeXt50 encoder, five "
+                                                  "decoders and a hypercolumn head"),
     # The small residual U-Net from random init (models/resunet.py), 101 px reflect-padded to `size`;
     # _ds: deep supervision of its decoder levels in training.
     **dict([_resunet("resunet_scse", deep_supervision=False),

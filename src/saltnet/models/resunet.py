@@ -62,7 +62,8 @@ class ResBlock(nn.Module):
 
 
 class UpBlock(nn.Module):
-    """Upsample to the skip's size, concatenate, ResBlock: (N, C_in, h, w), skip (N, C_skip, H, W) -> (N, C_out, H, W)."""
+    """Upsample to the skip's size, concatenate, ResBlock:
+    (N, C_in, h, w), skip (N, C_skip, H, W) -> (N, C_out, H, W)."""
 
     def __init__(self, c_in: int, c_skip: int, c_out: int):
         super().__init__()

@@ -6,7 +6,7 @@ from fastai.vision.learner import create_body
 from fastai.vision.models.unet import DynamicUnet
 from torch import nn
 
-from .encoders import build_encoder
+from saltnet.models.encoders import build_encoder
 
 __all__ = ["unet_resnet34"]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..atomic import atomic_path
+from saltnet.runtime.atomic import atomic_path
 
 __all__ = ["load_state_dict_file", "load_encoder_weights", "fetch_imagenet_weights", "WeightsDownloadError"]
 
@@ -61,7 +61,7 @@ def fetch_imagenet_weights(encoder: str, out_path: str | Path) -> Path:
     Needs internet (files are cached under $TORCH_HOME/hub); the state dict, classifier included, is
     written atomically to `out_path`, which `encoder_weights: <path>` then loads without internet.
     """
-    from .encoders import build_encoder  # encoders imports this module
+    from saltnet.models.encoders import build_encoder  # encoders imports this module
 
     try:
         model = build_encoder(encoder, "imagenet")

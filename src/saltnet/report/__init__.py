@@ -6,10 +6,10 @@ class; examples: the worst and best out-of-fold images and a sample of test pred
 run_page: config, versions, devices, per-job time and memory, what is missing.
 """
 
-from .examples import examples_figures
-from .oof import coverage_class, oof_figures, scores_by_coverage
-from .run_page import run_report
-from .training import overview_figure, training_figure
+from saltnet.report.examples import examples_figures
+from saltnet.report.oof_figures import coverage_class, oof_figures, scores_by_coverage
+from saltnet.report.run_page import run_report
+from saltnet.report.training import overview_figure, training_figure
 
 __all__ = ["training_figure", "overview_figure", "oof_figures", "coverage_class", "scores_by_coverage",
            "examples_figures", "run_report"]

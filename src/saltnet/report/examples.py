@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..dataset import load_packed
-from ..metric import image_scores
-from ..postprocess import apply_setting, describe_setting
-from .figures import new_figure, save_figure
-from ..oof import OofData, load_oof
+from saltnet.data.pack import load_packed
+from saltnet.evaluation.metric import image_scores
+from saltnet.evaluation.oof import OofData, load_oof
+from saltnet.evaluation.postprocess import apply_setting, describe_setting
+from saltnet.report.figures import new_figure, save_figure
 
 __all__ = ["N_EXAMPLES", "worst_and_best", "plot_overlays", "oof_examples", "sample_test_predictions",
            "examples_figures"]

@@ -7,7 +7,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ..atomic import atomic_path
+from saltnet.runtime.atomic import atomic_path
 
 __all__ = ["DPI", "STAGE_COLORS", "RAW", "POSTPROCESSED", "fold_color", "new_figure", "save_figure", "epoch_axis",
            "one_based"]

@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from ..atomic import write_text
-from .figures import new_figure, save_figure
+from saltnet.report.figures import new_figure, save_figure
+from saltnet.runtime.atomic import write_text
 
 __all__ = ["read_benchmarks", "fold_runs", "missing_outputs", "run_page", "plot_job_times", "run_report"]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .figures import STAGE_COLORS, epoch_axis, fold_color, new_figure, one_based, save_figure
+from saltnet.report.figures import STAGE_COLORS, epoch_axis, fold_color, new_figure, one_based, save_figure
 
 __all__ = ["STAGES", "best_epoch", "plot_stage", "training_figure", "read_histories", "plot_overview",
            "overview_figure"]

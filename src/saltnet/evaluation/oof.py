@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import PackedData, load_packed
+from saltnet.data.pack import PackedData, load_packed
 
 __all__ = ["OofData", "load_oof", "run_oof_files"]
 

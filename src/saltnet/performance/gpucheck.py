@@ -1,10 +1,10 @@
 """`make gpu-check`: on a GPU machine, in a few minutes, whether the competition preset runs there and what it costs.
 
-1. The benchmark (`saltnet.bench`) on the device: the preset's model, resunet_scse and smp's U-Net (if
+1. The benchmark (`saltnet.performance.bench`) on the device: the preset's model, resunet_scse and smp's U-Net (if
    installed) at the preset's two sizes, train and infer, fp32 and bf16; then the preset's model
    torch.compile'd at the first size (the config key `compile` is worth turning on only where it wins).
 2. One fold of the competition preset, from random init (GPU nodes may have no internet for ImageNet
-   weights), on synthetic data in the competition layout (`saltnet.demo`, as many images as the real
+   weights), on synthetic data in the competition layout (`saltnet.data.demo`, as many images as the real
    training set): a few epochs at the first stage's size, then at the second's from those weights, each
    through the pipeline's own `train_fold`; then flip-TTA prediction of the fold's images.
 
@@ -28,18 +28,18 @@ import numpy as np
 import torch
 from fastai.callback.core import Callback
 
-from . import bench
-from .callbacks import NonFiniteLossError
-from .configschema import preset_path, resolve_config
-from .dataset import PackedData, pack_competition
-from .demo import make_demo_data
-from .folds import split_folds
-from .models import get_model_spec
-from .models.modelfile import load_model, save_model_file
-from .predict import predict_probs
-from .precision import resolve_bf16
-from .settings import TrainSettings, settings_of
-from .train import fold_indices, train_fold
+from saltnet.config.resolve import preset_path, resolve_config
+from saltnet.config.settings import TrainSettings, settings_of
+from saltnet.data.demo import make_demo_data
+from saltnet.data.folds import fold_indices, split_folds
+from saltnet.data.pack import PackedData, pack_competition
+from saltnet.inference.predict import predict_probs
+from saltnet.models import get_model_spec
+from saltnet.models.modelfile import load_model, save_model_file
+from saltnet.performance import bench
+from saltnet.runtime.precision import resolve_bf16
+from saltnet.training.callbacks import NonFiniteLossError
+from saltnet.training.fold import train_fold
 
 __all__ = ["ComputeTimer", "StageReport", "run_stage", "check_prediction", "main"]
 
@@ -150,7 +150,7 @@ def _print_stage(r: StageReport) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m saltnet.gpucheck", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m saltnet.performance.gpucheck", description=__doc__.split("\n")[0])
     p.add_argument("--preset", default="competition", help="a preset's name (workflow/presets) or a config file")
     p.add_argument("--model", help="another registered model than the preset's")
     p.add_argument("--epochs", type=int, nargs=2, default=(3, 2), metavar=("TRAIN", "FINETUNE"))
@@ -170,7 +170,8 @@ def _bench(preset: dict, sizes: list[int], tiny: bool) -> list[dict]:
                            "--batch-size", "4", "--min-steps", "1", "--min-seconds", "0", "--max-seconds", "5"])
     models = dict.fromkeys([preset["model"], "resunet_scse", bench.SMP_NAME])
     rows = bench.main(["--models", *models, "--sizes", *map(str, sizes)])
-    return rows + bench.main(["--models", preset["model"], "--compile", "--precisions", "bf16", "--sizes", str(sizes[0])])
+    compiled = ["--models", preset["model"], "--compile", "--precisions", "bf16", "--sizes", str(sizes[0])]
+    return rows + bench.main(compiled)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -197,7 +198,8 @@ def main(argv: list[str] | None = None) -> dict:
         folds = split_folds(data.ids, data.masks, preset["folds"]["n"], preset["folds"]["seed"])
         reports, init = [], None
         for k, stage in enumerate(stages):
-            settings = _settings(preset, stage, epochs[k], *((tiny["sizes"][k], tiny["batch_sizes"][k]) if tiny else (None, None)))
+            toy = (tiny["sizes"][k], tiny["batch_sizes"][k]) if tiny else (None, None)
+            settings = _settings(preset, stage, epochs[k], *toy)
             try:
                 report, state = run_stage(stage, settings, data, folds, device, tmp / "work", init)
             except NonFiniteLossError as err:

@@ -17,18 +17,27 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .callbacks import (Autocast, BestModel, ChannelsLast, Checkpoint, EpochHistory, Snapshots, StopOnNonFiniteLoss,
-                        set_rng_state)
-from .cleaning import excluded
-from .data import make_dataloaders
-from .determinism import resolve_deterministic, seed_everything
-from .dataset import PackedData
-from .learner import build_learner
-from .models import build_model, get_model_spec
-from .models.modelfile import read_model_file
-from .precision import Precision, resolve_bf16
-from .settings import TrainSettings
-from .snapshots import average_weights, recompute_batchnorm
+from saltnet.config.settings import TrainSettings
+from saltnet.data.cleaning import excluded
+from saltnet.data.folds import fold_indices
+from saltnet.data.loaders import make_dataloaders
+from saltnet.data.pack import PackedData
+from saltnet.models import build_model, get_model_spec
+from saltnet.models.modelfile import read_model_file
+from saltnet.runtime.determinism import resolve_deterministic, seed_everything
+from saltnet.runtime.precision import Precision, resolve_bf16
+from saltnet.training.callbacks import (
+    Autocast,
+    BestModel,
+    ChannelsLast,
+    Checkpoint,
+    EpochHistory,
+    Snapshots,
+    StopOnNonFiniteLoss,
+    set_rng_state,
+)
+from saltnet.training.learner import build_learner
+from saltnet.training.snapshots import average_weights, recompute_batchnorm
 
 OWN_FILES = ("checkpoint.pth", "best.pth")  # what a fold writes in its work_dir
 SNAPSHOTS = "snapshots"  # work_dir's folder of the last epochs' weights (config key snapshots)
@@ -55,17 +64,6 @@ class TrainResult:
     best_score: float
     resumed_from: int  # epochs that were already done when this run started
     precision: Precision
-
-
-def fold_indices(folds: pd.DataFrame, ids: np.ndarray, fold: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train_idx, valid_idx) into `ids` for `fold` of the fold table."""
-    fold_of = folds.set_index("id")["fold"].reindex(ids)
-    if fold_of.isna().any():
-        raise ValueError(f"{int(fold_of.isna().sum())} packed ids are missing from the fold table")
-    if fold not in set(fold_of):
-        raise ValueError(f"fold {fold} is not in the fold table (folds: {sorted(set(fold_of))})")
-    in_fold = fold_of.to_numpy() == fold
-    return np.flatnonzero(~in_fold), np.flatnonzero(in_fold)
 
 
 def valid_subset(valid_idx: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -120,7 +118,7 @@ def train_fold(data: PackedData, folds: pd.DataFrame, fold: int, settings: Train
     seed_everything(settings.seed + fold, determinism.on)
 
     train_idx, valid_idx = fold_indices(folds, data.ids, fold)
-    if settings.exclude:  # left out of training only: still scored with the fold (saltnet.cleaning)
+    if settings.exclude:  # left out of training only: still scored with the fold (saltnet.data.cleaning)
         dropped = excluded(data.masks[train_idx], settings.exclude)
         log.info("fold %d: %d training images left out (exclude: %s)", fold, int(dropped.sum()),
                  ", ".join(settings.exclude))
@@ -170,7 +168,7 @@ def _init_state(path: str, model: str) -> dict:
 def _average_last_epochs(model, folder: Path, k: int, epochs: int, images: np.ndarray, input_size: int,
                          batch_size: int, device: torch.device, fold: int) -> None:
     """Config key swa: load the mean of the last k of `epochs` epochs' weights into `model` (all of them
-    when there are fewer), BatchNorm measured again on the fold's training images (saltnet.snapshots).
+    when there are fewer), BatchNorm measured again on the fold's training images (saltnet.training.snapshots).
     The snapshots are read from disk, so a resumed fold averages the same epochs."""
     files = [folder / f"epoch{e}.pth" for e in range(max(1, epochs - k + 1), epochs + 1)]
     missing = [f.name for f in files if not f.is_file()]

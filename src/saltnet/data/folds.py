@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["coverage_class", "split_folds"]
+__all__ = ["coverage_class", "split_folds", "fold_indices"]
 
 
 def coverage_class(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -37,3 +37,14 @@ def split_folds(ids: np.ndarray, masks: np.ndarray, n_folds: int, seed: int) -> 
         fold[members] = (offset + np.arange(len(members))) % n_folds
         offset += len(members)
     return pd.DataFrame({"id": ids, "coverage": coverage, "coverage_class": classes, "fold": fold})
+
+
+def fold_indices(folds: pd.DataFrame, ids: np.ndarray, fold: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train_idx, valid_idx) into `ids` for `fold` of the fold table."""
+    fold_of = folds.set_index("id")["fold"].reindex(ids)
+    if fold_of.isna().any():
+        raise ValueError(f"{int(fold_of.isna().sum())} packed ids are missing from the fold table")
+    if fold not in set(fold_of):
+        raise ValueError(f"fold {fold} is not in the fold table (folds: {sorted(set(fold_of))})")
+    in_fold = fold_of.to_numpy() == fold
+    return np.flatnonzero(~in_fold), np.flatnonzero(in_fold)

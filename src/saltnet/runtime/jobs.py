@@ -117,13 +117,19 @@ def _git_commit(repo: Path) -> str | None:
 
 
 def provenance(repo: str | Path = ".") -> dict:
-    """Package versions, Python, platform and the git commit of `repo` (None outside git)."""
-    import torch
+    """Package versions, Python, platform and the git commit of `repo` (None outside git); whether CUDA is
+    available where torch is installed (the light rules' env has no torch: None there)."""
+    import importlib.util
 
+    cuda = None
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        cuda = torch.cuda.is_available()
     return {
         "packages": {name: _version(name) for name in _PACKAGES},
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "git_commit": _git_commit(Path(repo)),
-        "cuda_available": torch.cuda.is_available(),
+        "cuda_available": cuda,
     }

@@ -10,17 +10,15 @@ second), which also catches a CPU that is told to act as AVX2-only
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import functools
 import logging
 import platform
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
-
 
 __all__ = ["Precision", "resolve_bf16", "cpu_info", "cpu_bf16_speedup"]
 

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .pngio import read_image, read_mask
-from .rle import rle_decode
+from saltnet.data.pngio import read_image, read_mask
+from saltnet.data.rle import rle_decode
 
 __all__ = ["DataError", "PackedData", "pack_competition", "load_packed"]
 

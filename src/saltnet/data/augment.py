@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .configschema import schema_defaults
+from saltnet.config.resolve import schema_defaults
 
 __all__ = ["AugmentSettings", "augment_batch"]
 

@@ -1,9 +1,10 @@
 """Training and inference speed of every registered model, next to segmentation_models_pytorch's U-Net.
 
-`make bench` (`python -m saltnet.bench --out results/bench.json`) times, for each model in
+`make bench` (`python -m saltnet.performance.bench --out results/bench.json`) times, for each model in
 `saltnet.models.MODELS` and for smp's `Unet('resnet34')` (the reference a user would pick instead),
 at a preset's `train.size` and `finetune.size` (`--preset`, resolved as a run resolves it): a training
-step (forward, symmetric Lovász loss on a random 0/1 target with the preset's `aux_weight`, backward, Adam step) and an inference forward, in fp32 and under bf16 autocast,
+step (forward, symmetric Lovász loss on a random 0/1 target with the preset's `aux_weight`, backward,
+Adam step) and an inference forward, in fp32 and under bf16 autocast,
 channels_last, random init. Each row names the machine it ran on, so every speed claim can cite one.
 """
 
@@ -20,12 +21,13 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .configschema import ConfigError, preset_path, resolve_config
-from .learner import training_loss
-from .models import MODELS, build_model
-from .precision import cpu_info
+from saltnet.config.resolve import ConfigError, preset_path, resolve_config
+from saltnet.models import MODELS, build_model
+from saltnet.runtime.precision import cpu_info
+from saltnet.training.learner import training_loss
 
-__all__ = ["SMP_NAME", "machine_info", "time_steps", "train_step", "infer_step", "bench_model", "add_ratios", "format_table", "run", "main"]
+__all__ = ["SMP_NAME", "machine_info", "time_steps", "make_train_step", "make_infer_step", "bench_model", "add_ratios",
+           "format_table", "run", "main"]
 
 SMP_NAME = "smp_unet_resnet34"
 MODES = ("train", "infer")
@@ -55,7 +57,7 @@ def _builders(names: list[str]) -> dict[str, Callable[[int], nn.Module]]:
 
 def machine_info(device: torch.device) -> dict:
     """device (cpu or the CUDA name), CPU facts, native_bf16 of the device computing, threads,
-    load_avg_1m at the start (2 threads on 2 busy cores ran 3x slower than 1 here: busy-machine rows mislead)."""
+    load_avg_1m at the start (rows timed on a busy machine mislead)."""
     info = dict(cpu_info(), threads=torch.get_num_threads(), device="cpu",
                 load_avg_1m=round(os.getloadavg()[0], 2))
     if device.type == "cuda":
@@ -90,8 +92,9 @@ def time_steps(step: Callable[[], None], sync: Callable[[], None], min_steps: in
             return steps, now - start
 
 
-def train_step(model: nn.Module, x: torch.Tensor, target: torch.Tensor, bf16: bool,
-               loss: str | Callable[[torch.Tensor, torch.Tensor], torch.Tensor], aux_weight: float) -> Callable[[], None]:
+def make_train_step(model: nn.Module, x: torch.Tensor, target: torch.Tensor, bf16: bool,
+               loss: str | Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+               aux_weight: float) -> Callable[[], None]:
     """x: (N, 3, S, S) float; target: (N, 1, S', S') in {0,1} -> one forward+loss+backward+Adam step
     (with the training loss wrapper: a deep-supervised model's auxiliary outputs cost what they cost)."""
     loss_fn = training_loss(loss, model, aux_weight)
@@ -106,7 +109,7 @@ def train_step(model: nn.Module, x: torch.Tensor, target: torch.Tensor, bf16: bo
     return step
 
 
-def infer_step(model: nn.Module, x: torch.Tensor, bf16: bool) -> Callable[[], None]:
+def make_infer_step(model: nn.Module, x: torch.Tensor, bf16: bool) -> Callable[[], None]:
     """x: (N, 3, S, S) float -> one forward under inference_mode."""
     def step():
         with torch.inference_mode(), torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -132,8 +135,8 @@ def bench_model(model: nn.Module, size: int, device: torch.device, args: argpars
         model.train(mode == "train")
         for precision in args.precisions:
             bf16 = precision == "bf16"
-            step = (train_step(model, x, target, bf16, BENCH_LOSS, args.aux_weight) if mode == "train"
-                    else infer_step(model, x, bf16))
+            step = (make_train_step(model, x, target, bf16, BENCH_LOSS, args.aux_weight) if mode == "train"
+                    else make_infer_step(model, x, bf16))
             steps, seconds = time_steps(step, sync, args.min_steps, args.min_seconds, args.max_seconds, compiled)
             rows.append(dict(mode=mode, precision=precision, size=size, input_size=input_size,
                              batch_size=args.batch_size, img_per_s=steps * args.batch_size / seconds,
@@ -177,7 +180,7 @@ def _positive_int(text: str) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     names = [*MODELS, SMP_NAME]
-    p = argparse.ArgumentParser(prog="python -m saltnet.bench", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m saltnet.performance.bench", description=__doc__.split("\n")[0])
     p.add_argument("--preset", default="cpu",
                    help="a preset's name (workflow/presets) or a config file: sizes from its train.size and "
                         "finetune.size, and its aux_weight (default: cpu)")
@@ -192,7 +195,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-seconds", type=float, default=20.0,
                    help="stop a row after this, warm-up included, even at 1 timed step")
     p.add_argument("--compile", action="store_true",
-                   help="also time each model torch.compile'd (rows named MODEL+compile; compiling takes minutes on a CPU)")
+                   help="also time each model torch.compile'd (rows named MODEL+compile; compiling takes "
+                        "minutes on a CPU)")
     p.add_argument("--out", help="write the rows as a JSON list here")
     return p
 

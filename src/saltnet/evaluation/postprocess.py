@@ -25,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .metric import THRESHOLDS_PCT, image_scores
+from saltnet.evaluation.metric import THRESHOLDS_PCT, image_scores
 
 __all__ = ["AUTO", "DEFAULT_THRESHOLDS", "DEFAULT_MIN_AREAS", "DEFAULT_MIN_PEAKS", "apply_postprocess", "apply_setting",
            "describe_setting", "score_grid",

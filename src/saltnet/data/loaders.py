@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 
-from .augment import AugmentSettings, augment_batch
+from saltnet.data.augment import AugmentSettings, augment_batch
 
 __all__ = ["prepare_images", "SaltArrays", "SaltDL", "make_dataloaders"]
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..metric import image_scores
-from ..oof import OofData, load_oof
-from ..postprocess import apply_setting, describe_setting
-from .figures import POSTPROCESSED, RAW, new_figure, save_figure
+from saltnet.evaluation.metric import image_scores
+from saltnet.evaluation.oof import OofData, load_oof
+from saltnet.evaluation.postprocess import apply_setting, describe_setting
+from saltnet.report.figures import POSTPROCESSED, RAW, new_figure, save_figure
 
 __all__ = ["COVERAGE_CLASSES", "COVERAGE_EDGES", "OofData", "load_oof", "coverage_class", "scores_by_coverage",
            "plot_fold_scores", "plot_threshold_curve", "plot_coverage", "oof_figures"]

@@ -35,16 +35,13 @@ MAX_SCALE = 2.0  # at most twice the configured epochs: beyond that the schedule
 RESERVE_SECONDS = 180.0  # job start-up, pack_data, split_folds, ensemble, reports: ~2 min in the CPU preset's runs
 TIMED_STEPS = 10  # timed steps per measurement, after one warm-up step
 # A 1-minute load average above this many runnable processes per core when the measurement begins:
-# other work shares the CPU, the steps time slow and the plan gives too few epochs (one such plan here
-# put a training epoch at 125 s, the pipeline then ran them in 88 s); budget.json records the load.
+# other work shares the CPU, the steps time slow and the plan gives too few epochs; budget.json records
+# the load.
 BUSY_LOAD_PER_CORE = 0.5
 STARTUP_SECONDS = 15.0  # the measuring processes' imports; they all start timing this long after launch
 # Predicted pipeline epoch = the bare steps' median time x LOOP_OVERHEAD (fastai's loop, batches cut
-# and flipped, the metric, checkpoints). The bare steps time slower than the pipeline runs them: in three 4-fold
-# CPU-preset runs on three AMD EPYCs (2 cores, AVX2 or run as AVX2) the first stage's real epochs took
-# 0.935, 0.93 and 0.81 (a plan at load 0.81) of the planned ones at 1.05, so the first stage got 7-19%
-# fewer epochs than fitted (replan_finetune then handed what was left to the finetune). 0.98 puts the
-# first two at their real time; a plan that errs short is mended the same way, with fewer finetune epochs.
+# and flipped, the metric, checkpoints), calibrated on full CPU-preset runs (docs/speed.md, the time
+# budget); a plan that errs either way is mended by replan_finetune.
 LOOP_OVERHEAD = 0.98
 
 
@@ -106,8 +103,8 @@ def _measure_worker(job: dict) -> dict:
     batch of each stage, and per prediction batch of job["predict_batch_size"] images (the last stage's model)."""
     import torch
 
-    from .bench import infer_step, train_step
-    from .models import build_model, get_model_spec
+    from saltnet.models import build_model, get_model_spec
+    from saltnet.performance.bench import make_infer_step, make_train_step
 
     torch.set_num_threads(job["threads"])
     torch.manual_seed(0)
@@ -121,12 +118,12 @@ def _measure_worker(job: dict) -> dict:
         x = torch.randn(stage["batch_size"], 3, side, side).contiguous(memory_format=torch.channels_last)
         target = (torch.rand(stage["batch_size"], 1, job["native"], job["native"]) > 0.5).float()
         model.train()
-        step = train_step(model, x, target, job["bf16"], loss=stage["loss"], aux_weight=stage["aux_weight"])
+        step = make_train_step(model, x, target, job["bf16"], loss=stage["loss"], aux_weight=stage["aux_weight"])
         out[stage["stage"]] = _time(step, job["steps"])
         model.eval()
-        out[stage["stage"] + "_infer"] = _time(infer_step(model, x, job["bf16"]), job["steps"])
+        out[stage["stage"] + "_infer"] = _time(make_infer_step(model, x, job["bf16"]), job["steps"])
     x = torch.randn(job["predict_batch_size"], 3, side, side).contiguous(memory_format=torch.channels_last)
-    out["predict"] = _time(infer_step(model, x, job["bf16"]), max(2, job["steps"] // 2))  # the last stage's model
+    out["predict"] = _time(make_infer_step(model, x, job["bf16"]), max(2, job["steps"] // 2))  # the last stage's model
     return out
 
 
@@ -137,18 +134,18 @@ def measure_steps(model: str, stages: list[dict], native: int, processes: int, t
     processes side by side with `threads` threads each, the slowest process's figure kept ->
     {stage: s, stage + "_infer": s, "predict": s}.
 
-    The processes are fresh interpreters (`python -m saltnet.budget JOB`), not multiprocessing
+    The processes are fresh interpreters (`python -m saltnet.performance.budget JOB`), not multiprocessing
     workers: those would re-import the calling script, which under Snakemake is the rule's script.
     They find this package as this process does (PYTHONPATH is extended: a conda env of a Snakemake
     job does not install it), and start timing at one moment, STARTUP_SECONDS from now.
     """
     job = json.dumps(dict(model=model, stages=stages, native=native, threads=threads, bf16=bf16, steps=steps,
                           predict_batch_size=predict_batch_size, start_at=time.time() + STARTUP_SECONDS))
-    package_root = str(Path(__file__).resolve().parents[1])
+    package_root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
     with tempfile.TemporaryDirectory() as tmp:
         logs = [open(Path(tmp) / f"worker{i}.err", "w+") for i in range(processes)]
-        workers = [subprocess.Popen([sys.executable, "-m", "saltnet.budget", job], stdout=subprocess.PIPE,
+        workers = [subprocess.Popen([sys.executable, "-m", "saltnet.performance.budget", job], stdout=subprocess.PIPE,
                                     stderr=log, text=True, env=env) for log in logs]
         try:
             results = []
@@ -181,8 +178,8 @@ def plan_budget(budget_minutes: float, model: str, stages: list[dict], fold_size
     stages: per stage dicts with stage, epochs, size, batch_size, loss; fold_sizes: images per fold;
     predict_tta, predict_batch_size, predict_shifts: config predict's tta, batch_size and shifts.
     """
-    from .predict import tta_views
-    from .train import valid_count
+    from saltnet.inference.predict import tta_views
+    from saltnet.training.fold import valid_count
 
     fold_threads = max(1, min(fold_threads, cores))  # Snakemake caps a job's threads at --cores
     parallel = max(1, min(len(fold_sizes), cores // fold_threads))
@@ -205,7 +202,8 @@ def plan_budget(budget_minutes: float, model: str, stages: list[dict], fold_size
     plan = plan_epochs(costs, rounds, budget_minutes * 60, predict_seconds + RESERVE_SECONDS + measured)
     # What replan_finetune needs to time the steps again, as measure_steps' arguments (with the plan's
     # parallel_folds and fold_threads).
-    remeasure = dict(model=model, stages=[{k: s[k] for k in ("stage", "size", "batch_size", "loss", "aux_weight")} for s in stages],
+    keys = ("stage", "size", "batch_size", "loss", "aux_weight")
+    remeasure = dict(model=model, stages=[{k: s[k] for k in keys} for s in stages],
                      native=native, bf16=bf16, predict_batch_size=predict_batch_size)
     return {**plan, "budget_minutes": budget_minutes, "parallel_folds": parallel, "rounds": rounds,
             "fold_threads": fold_threads, "predict_seconds": round(predict_seconds, 1),
@@ -229,11 +227,10 @@ def replan_finetune(plan: dict, train_runs: list[dict], measured: dict | None = 
     first-stage epoch over those the measurement predicts (fastai's loop, the machine's speed since);
     the finetune epoch and the predictions are that measurement's times that ratio. Measured again
     here (nothing else runs then), both stages' times come from one moment: a plan measured on a busy CPU
-    slows its stages unequally (one such plan put the first stage's epochs at 1.34-1.42x their real
-    time, the finetune's at 1.08-1.17x, so its ratio predicted finetune epochs of 77 s that took
-    94-102 s). What is left of the budget after the planning, the first stage (its slowest fold's
-    seconds, per round of folds) and this measurement goes to the finetune stage (1 to max_scale x its
-    configured epochs; with 1 the run may end over budget, by over_budget_seconds as predicted).
+    slows its stages unequally, so one ratio would mispredict the finetune. What is left of the budget
+    after the planning, the first stage (its slowest fold's seconds, per round of folds) and this
+    measurement goes to the finetune stage (1 to max_scale x its configured epochs; with 1 the run may end
+    over budget, by over_budget_seconds as predicted).
     """
     train, finetune = (next(s for s in plan["stages"] if s["stage"] == name) for name in ("train", "finetune"))
     per_epoch = max(run["seconds"] / max(1, run["epochs"] - (run.get("resumed_from_epoch") or 0)) for run in train_runs)

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .atomic import atomic_path
-from .rle import rle_decode, rle_encode
+from saltnet.data.rle import rle_decode, rle_encode
+from saltnet.runtime.atomic import atomic_path
 
 __all__ = ["SubmissionError", "build_submission", "validate_submission", "write_submission_csv"]
 

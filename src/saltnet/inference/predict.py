@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import prepare_images
+from saltnet.data.loaders import prepare_images
 
 __all__ = ["predict_probs", "tta_views"]
 

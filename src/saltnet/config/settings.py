@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .configschema import schema_defaults
+from saltnet.config.resolve import schema_defaults
 
 __all__ = ["TrainSettings", "stage_settings", "settings_of", "file_digest"]
 
@@ -47,13 +47,13 @@ class TrainSettings:
     compile: bool = _TOP["compile"]  # torch.compile the model for training
     snapshots: int = _TOP["snapshots"]  # keep the weights of the last this many epochs (work_dir/snapshots)
     swa: int = _STAGE["swa"]  # > 1: the stage's model is the mean of its last swa epochs' weights
-    exclude: tuple[str, ...] | list[str] = tuple(_TOP["exclude"])  # saltnet.cleaning filters: left out of training
+    exclude: tuple[str, ...] | list[str] = tuple(_TOP["exclude"])  # saltnet.data.cleaning filters: left out of training
     aux_weight: float = _TOP["aux_weight"]  # each deep-supervision level's loss weight
 
     @property
     def augment_settings(self):
         """The `augment` keywords as augment.AugmentSettings (imported here: it needs torch)."""
-        from .augment import AugmentSettings
+        from saltnet.data.augment import AugmentSettings
 
         return AugmentSettings(**self.augment)
 
@@ -76,7 +76,7 @@ FIELDS = tuple(f.name for f in dataclasses.fields(TrainSettings))
 
 
 def settings_of(config: dict, stage: str, **overrides) -> "TrainSettings":
-    """TrainSettings of stage 'train' or 'finetune' of a resolved config (saltnet.configschema.resolve_config):
+    """TrainSettings of stage 'train' or 'finetune' of a resolved config (saltnet.config.resolve.resolve_config):
     what the rules train; every tool that trains a preset's stage builds its settings here."""
     return TrainSettings(**stage_settings(config, stage, **overrides))
 
@@ -104,7 +104,7 @@ def write_resolved_config(out: str | Path, files: list, config: dict, stages: di
     """The YAML of rule resolved_config: config files, --cores, threads per job, each stage's settings, config."""
     import yaml
 
-    from .atomic import write_text
+    from saltnet.runtime.atomic import write_text
 
     plain = json.loads(json.dumps({"config_files": list(files), "cores": cores, "threads_per_fold_job": threads,
                                    "stages": dict(stages), "config": dict(config)}, default=list))

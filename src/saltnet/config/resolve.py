@@ -29,7 +29,7 @@ __all__ = ["REPO", "SCHEMA_PATH", "PRESETS", "DEMO_PRESET", "ConfigError", "load
            "coerce_config", "with_defaults", "validate_config", "merge_config", "config_files", "resolve_config",
            "parse_overrides", "preset_path"]
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SCHEMA_PATH = REPO / "workflow/schemas/config.schema.yaml"
 PRESETS = REPO / "workflow/presets"
 DEMO_PRESET = PRESETS / "demo.yaml"

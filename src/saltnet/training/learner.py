@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Callable
 
-import numpy as np
-import torch
 import fastai.callback.progress  # noqa: F401  (patches Learner.no_bar)
 import fastai.callback.schedule  # noqa: F401  (patches Learner.fit_one_cycle)
+import numpy as np
+import torch
 import torch.nn.functional as F
 from fastai.learner import Learner
 from fastai.metrics import Metric
 
-from .losses import get_loss
-from .metric import image_scores
+from saltnet.evaluation.metric import image_scores
+from saltnet.training.losses import get_loss
 
 __all__ = ["ResizedTargetLoss", "training_loss", "CompetitionMetric", "build_learner"]
 

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .pngio import write_png
-from .rle import rle_encode
+from saltnet.data.pngio import write_png
+from saltnet.data.rle import rle_encode
 
 __all__ = ["make_demo_data", "check_demo_folder", "MANIFEST"]
 

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import update_bn
 
-from .data import prepare_images
+from saltnet.data.loaders import prepare_images
 
 __all__ = ["snapshot_files", "average_weights", "recompute_batchnorm"]
 

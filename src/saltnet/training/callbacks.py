@@ -14,7 +14,7 @@ from fastai.callback.core import Callback
 from fastai.callback.tracker import SaveModelCallback
 from fastai.learner import Recorder
 
-from .atomic import atomic_path
+from saltnet.runtime.atomic import atomic_path
 
 __all__ = ["Autocast", "ChannelsLast", "NonFiniteLossError", "StopOnNonFiniteLoss", "BestModel",
            "EpochHistory", "epoch_line", "Snapshots", "Checkpoint", "rng_state", "set_rng_state"]

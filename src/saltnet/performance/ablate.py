@@ -1,6 +1,6 @@
 """What each recipe part buys: short proxies of the CPU preset, one part changed at a time.
 
-`python -m saltnet.ablate --data-dir ../shared/data/tgs` (or `make ablation`) runs the real
+`python -m saltnet.performance.ablate --data-dir ../shared/data/tgs` (or `make ablation`) runs the real
 Snakemake DAG once per variant, each in its own folder under `--workdir`, on fold 0 of 2 (`--folds`,
 whatever the preset's folds) with few epochs (the proxy: `--train-epochs`, `--finetune-epochs`), and
 scores fold 0's out-of-fold predictions with the competition metric at threshold 0.5 (no
@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .metric import image_scores
-from .oof import load_oof
+from saltnet.evaluation.metric import image_scores
+from saltnet.evaluation.oof import load_oof
 
 __all__ = ["VARIANTS", "variant_command", "run_variant", "score_fold", "parse_args", "main"]
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 # variant -> --config overrides of the CPU preset; "recipe" is the preset itself.
 VARIANTS: dict[str, list[str]] = {
@@ -95,7 +95,7 @@ def score_fold(folder: Path) -> float:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m saltnet.ablate", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m saltnet.performance.ablate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", required=True, help="competition data folder")
     parser.add_argument("--workdir", default="runs/ablation", help="one folder per variant is made here")
     parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=list(VARIANTS))
@@ -121,7 +121,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print("\n| variant | change | fold-0 OOF score | vs recipe |\n|---|---|---|---|")
     for row in rows:
         delta = "" if base is None else f"{row['fold0_oof_map_iou'] - base:+.4f}"
-        print(f"| {row['variant']} | {' '.join(row['overrides']) or 'CPU preset'} | {row['fold0_oof_map_iou']:.4f} | {delta} |")
+        change = " ".join(row["overrides"]) or "CPU preset"
+        print(f"| {row['variant']} | {change} | {row['fold0_oof_map_iou']:.4f} | {delta} |")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(rows, indent=1) + "\n")

@@ -1,0 +1,1 @@
+"""Scoring: the competition metric, out-of-fold predictions, post-processing chosen on them."""

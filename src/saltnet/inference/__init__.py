@@ -1,0 +1,1 @@
+"""Prediction with test-time views, the fold ensemble, the submission file."""

@@ -1,0 +1,1 @@
+"""What a run costs and buys: the time budget, the benchmark, gpu-check, the ablation proxies."""

@@ -1,0 +1,1 @@
+"""Training one fold: the fit, the fastai Learner, losses, callbacks, weight snapshots."""
