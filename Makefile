@@ -48,10 +48,10 @@ ablation: $(STAMP)
 GPU_PYTHON ?= python3
 GPU_SITE ?= /tmp/saltnet-gpu-site
 gpu-check:
-	@if ! PYTHONPATH=src $(GPU_PYTHON) -c "import fastai, pretrainedmodels, saltnet.performance.gpucheck" 2>/dev/null; then \
+	@if ! PYTHONPATH=src $(GPU_PYTHON) -c "import fastai, pretrainedmodels, jsonschema, saltnet.performance.gpucheck" 2>/dev/null; then \
 	  if ls .whl/*.whl >/dev/null 2>&1; then \
 	    $(GPU_PYTHON) -m pip install -q --no-index --no-deps --no-compile --target $(GPU_SITE) .whl/*.whl; \
-	  else $(GPU_PYTHON) -m pip install -q --target $(GPU_SITE) fastai pretrainedmodels six segmentation-models-pytorch; fi; \
+	  else $(GPU_PYTHON) -m pip install -q --target $(GPU_SITE) fastai pretrainedmodels six segmentation-models-pytorch jsonschema; fi; \
 	fi
 	PYTHONPATH=src:$(GPU_SITE) PYTHONUNBUFFERED=1 $(GPU_PYTHON) -m saltnet.performance.gpucheck --out results/gpu-check.json
 

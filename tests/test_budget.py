@@ -121,7 +121,8 @@ def test_timed_again_after_the_first_stage_the_finetune_epochs_come_from_that_me
 def test_measured_step_times_are_real_and_positive():
     stages = [{"stage": "train", "size": 32, "batch_size": 2, "loss": "bce_dice", "aux_weight": 0.3},
               {"stage": "finetune", "size": 32, "batch_size": 2, "loss": "symmetric_lovasz", "aux_weight": 0.3}]
-    seconds = measure_steps("resunet_scse_ds", stages, native=101, processes=1, threads=1, steps=1)
+    seconds = measure_steps("resunet_scse_ds", stages, native=101, processes=1, threads=1, bf16=False,
+                            predict_batch_size=64, steps=1)
     assert set(seconds) == {"train", "train_infer", "finetune", "finetune_infer", "predict"}
     assert all(0 < s < 30 for s in seconds.values())
     assert seconds["train"] > seconds["train_infer"]  # a training step also runs backward and Adam

@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-WANTED = ["fastai", "six", "munch", "tqdm", "segmentation-models-pytorch"]
+WANTED = ["fastai", "six", "munch", "tqdm", "segmentation-models-pytorch", "jsonschema"]  # jsonschema: resolve_config
 PLATFORM = ["--only-binary=:all:", "--python-version", "3.12", "--implementation", "cp",
             "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux2014_x86_64"]
 # Already in a PyTorch GPU image, large, or compiled against its numpy: never carried.

@@ -1,7 +1,8 @@
 # What this run trains, as the rules see it: the resolved config (the schema's defaults, the config files,
 # --config), each stage's settings exactly as rules train_fold and finetune_fold get them (predict_fold
 # checks the model files against the finetune's), and the threads of each per-fold job under this --cores.
-#   snakemake --configfile workflow/presets/cpu.yaml --config data_dir=/path/to/tgs -- resolved_config
+# With budget_minutes the epochs shown are the configured ones, before plan_budget scales them.
+#   snakemake --cores 2 --configfile workflow/presets/cpu.yaml --config data_dir=/path/to/tgs -- resolved_config
 
 
 localrules:

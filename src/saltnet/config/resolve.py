@@ -53,6 +53,9 @@ _TYPE_CHECKS = {
 
 def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
     """The config schema (YAML or JSON) as a dict."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"config schema {path} not found: saltnet reads it from its checkout (install it "
+                                "with pip install -e, as make does, and run it from there)")
     with open(path) as handle:
         return yaml.safe_load(handle)
 

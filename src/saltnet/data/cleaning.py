@@ -9,7 +9,7 @@ were drawn the same way); only training stops seeing it. One entry so far:
   empty: the image shows no salt where the band is) and they cost that run 0.024 of its 0.79.
   Left out of training on two folds of that run's schedule, the other images gained 0.0025 and the
   bands lost 0.13 (the net no longer paints them): no gain where, as in the competition, the images
-  scored hold bands too (README "Measured"). Not in a preset.
+  scored hold bands too (docs/measured.md). Not in a preset.
 """
 
 from __future__ import annotations

@@ -33,8 +33,8 @@ __all__ = ["FORMAT", "ModelFile", "settings_digest", "save_model_file", "read_mo
 
 FORMAT = "saltnet-model/1"
 # What may differ between a model file and the config it is used with: the epochs (a time budget plans
-# them at run time) and what only decides which weights are kept on disk.
-NOT_RECIPE = ("epochs", "checkpoint_minutes", "snapshots")
+# them at run time), what only decides which weights are kept on disk, and how the kernels ran.
+NOT_RECIPE = ("epochs", "checkpoint_minutes", "snapshots", "compile", "deterministic")
 
 
 def settings_digest(settings: dict) -> str:
@@ -99,7 +99,8 @@ def check_model_file(found: ModelFile, expected, role: str = "the config") -> No
     and size, and the same settings apart from NOT_RECIPE. The message names both sides of each difference."""
     wanted = dataclasses.asdict(expected)
     differ = [key for key in sorted(set(wanted) | set(found.settings)) if key not in NOT_RECIPE
-              and json.dumps(found.settings.get(key), default=list) != json.dumps(wanted.get(key), default=list)]
+              and json.dumps(found.settings.get(key), default=list, sort_keys=True)
+              != json.dumps(wanted.get(key), default=list, sort_keys=True)]
     if differ:
         lines = "; ".join(f"{k}: file {found.settings.get(k)!r}, {role} {wanted.get(k)!r}" for k in differ[:6])
         raise ValueError(f"model file {found.path} ({found.describe()}) was trained with other settings than "

@@ -127,8 +127,8 @@ def _measure_worker(job: dict) -> dict:
     return out
 
 
-def measure_steps(model: str, stages: list[dict], native: int, processes: int, threads: int, bf16: bool = False,
-                  predict_batch_size: int = 64, steps: int = TIMED_STEPS) -> dict:
+def measure_steps(model: str, stages: list[dict], native: int, processes: int, threads: int, bf16: bool,
+                  predict_batch_size: int, steps: int = TIMED_STEPS) -> dict:
     """Seconds per training step and per inference batch of each stage (dicts with stage, size,
     batch_size, loss), and per prediction batch of predict_batch_size images, timed in `processes`
     processes side by side with `threads` threads each, the slowest process's figure kept ->

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -162,15 +163,17 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _bench(preset: dict, sizes: list[int], tiny: bool) -> list[dict]:
+def _bench(preset: dict, preset_file: str, sizes: list[int], tiny: bool) -> list[dict]:
     """Benchmark rows: on the GPU every mode and precision of three models, then the preset's model eager
     and compiled side by side at the first size in bf16; `tiny`: the preset's model in fp32, a step a row."""
     if tiny:
-        return bench.main(["--models", preset["model"], "--sizes", *map(str, sizes), "--precisions", "fp32",
+        return bench.main(["--preset", preset_file, "--models", preset["model"], "--sizes", *map(str, sizes),
+                           "--precisions", "fp32",
                            "--batch-size", "4", "--min-steps", "1", "--min-seconds", "0", "--max-seconds", "5"])
     models = dict.fromkeys([preset["model"], "resunet_scse", bench.SMP_NAME])
-    rows = bench.main(["--models", *models, "--sizes", *map(str, sizes)])
-    compiled = ["--models", preset["model"], "--compile", "--precisions", "bf16", "--sizes", str(sizes[0])]
+    rows = bench.main(["--preset", preset_file, "--models", *models, "--sizes", *map(str, sizes)])
+    compiled = ["--preset", preset_file, "--models", preset["model"], "--compile", "--precisions", "bf16", "--sizes",
+                str(sizes[0])]
     return rows + bench.main(compiled)
 
 
@@ -178,8 +181,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = _parser().parse_args(argv)
     # The preset resolved as a run resolves it (schema defaults, the file), so this trains what a run trains.
     preset = resolve_config([preset_path(args.preset)], {"model": args.model} if args.model else {})
-    if isinstance(preset["fold_threads"], int):  # a fold job's threads in a real run
-        torch.set_num_threads(preset["fold_threads"])
+    if isinstance(preset["fold_threads"], int):  # a fold job's threads in a real run, at most this machine's cores
+        torch.set_num_threads(min(preset["fold_threads"], os.cpu_count() or 1))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     started = time.perf_counter()
     machine = bench.machine_info(device)
@@ -188,7 +191,7 @@ def main(argv: list[str] | None = None) -> dict:
     tiny = TINY if args.tiny else None
     stages = ("train", "finetune")
     sizes = list(tiny["sizes"]) if tiny else [preset[s]["size"] for s in stages]
-    rows = [] if args.no_bench else _bench(preset, sizes, args.tiny)
+    rows = [] if args.no_bench else _bench(preset, str(preset_path(args.preset)), sizes, args.tiny)
     epochs = tiny["epochs"] if tiny else args.epochs
     with tempfile.TemporaryDirectory(prefix="saltnet-gpu-check-") as tmp:
         tmp = Path(tmp)
