@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from saltnet.models.registry import MODELS, build_model
+from saltnet.models.weights import safe_load
 from saltnet.runtime.atomic import atomic_path
 
 __all__ = ["FORMAT", "ModelFile", "settings_digest", "save_model_file", "read_model_file", "check_model_file",
@@ -77,12 +78,7 @@ def save_model_file(path: str | Path, state_dict: dict, settings, stage: str) ->
 def read_model_file(path: str | Path) -> ModelFile:
     """Read a model file; ValueError naming the file when it is none (a bare state dict included)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"model file {path} does not exist")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # unpickling errors come in many types
-        raise ValueError(f"model file {path} is not loadable by torch.load: {err}") from err
+    payload = safe_load(path, "model file")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"model file {path} does not say what model it holds (no {FORMAT!r} header: a bare "
                          "state dict, or written by an older version of the pipeline); train the stage again "

@@ -10,7 +10,8 @@ from torch import nn
 
 from saltnet.runtime.atomic import atomic_path
 
-__all__ = ["load_state_dict_file", "load_encoder_weights", "fetch_imagenet_weights", "WeightsDownloadError"]
+__all__ = ["safe_load", "load_state_dict_file", "load_encoder_weights", "fetch_imagenet_weights",
+           "WeightsDownloadError"]
 
 log = logging.getLogger(__name__)
 
@@ -18,15 +19,20 @@ log = logging.getLogger(__name__)
 _HEAD_PREFIXES = ("fc.", "last_linear.")
 
 
-def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a state dict safely (weights_only=True): a bare dict, or one under 'model'/'state_dict'."""
+def safe_load(path: str | Path, what: str = "weights file"):
+    """torch.load of `path` on the CPU with weights_only=True (no code is unpickled); errors name the file."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"weights file {path} does not exist")
+        raise FileNotFoundError(f"{what} {path} does not exist")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # unpickling errors come in many types
-        raise ValueError(f"weights file {path} is not a loadable PyTorch state dict: {err}") from err
+        raise ValueError(f"{what} {path} is not loadable by torch.load (weights_only): {err}") from err
+
+
+def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a state dict safely (weights_only=True): a bare dict, or one under 'model'/'state_dict'."""
+    state = safe_load(path)
     for key in ("model", "state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

@@ -12,7 +12,6 @@ never time two at once.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import numpy as np
 
 from saltnet.evaluation.metric import image_scores
 from saltnet.evaluation.oof import load_oof
+from saltnet.runtime.atomic import write_json
 
 __all__ = ["VARIANTS", "variant_command", "run_variant", "score_fold", "parse_args", "main"]
 
@@ -124,8 +124,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         change = " ".join(row["overrides"]) or "CPU preset"
         print(f"| {row['variant']} | {change} | {row['fold0_oof_map_iou']:.4f} | {delta} |")
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(rows, indent=1) + "\n")
+        write_json(args.out, rows)
     return rows
 
 

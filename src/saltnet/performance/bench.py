@@ -11,11 +11,9 @@ channels_last, random init. Each row names the machine it ran on, so every speed
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Callable
 
 import torch
@@ -23,6 +21,7 @@ from torch import nn
 
 from saltnet.config.resolve import ConfigError, preset_path, resolve_config
 from saltnet.models import MODELS, build_model
+from saltnet.runtime.atomic import write_json
 from saltnet.runtime.precision import cpu_info
 from saltnet.training.learner import training_loss
 
@@ -243,8 +242,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = run(args, sizes, device, machine)
     print(format_table(rows, machine))
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(rows, indent=1) + "\n")
+        write_json(args.out, rows)
     return rows
 
 
