@@ -21,7 +21,7 @@ from saltnet.data.pack import load_packed, pack_competition
 from saltnet.evaluation.metric import image_scores
 from saltnet.evaluation.oof import load_oof
 from saltnet.evaluation.postprocess import apply_setting, choose_postprocess, describe_setting
-from saltnet.inference.ensemble import mean_fold_probs
+from saltnet.inference.ensemble import write_fold_mean
 from saltnet.inference.submission import build_submission, validate_submission, write_submission_csv
 from saltnet.runtime.atomic import write_json, write_npz, write_parquet
 
@@ -171,9 +171,9 @@ def predict_step(weights: str, packed_train: str, packed_test: str, folds: str, 
 
 
 def ensemble_step(fold_preds: list[str], out: str) -> None:
-    ids, probs = mean_fold_probs(fold_preds)
-    write_npz(out, ids=ids, probs=probs)
-    log.info("averaged %d folds over %d test images", len(fold_preds), len(ids))
+    """The mean of the folds' test probabilities, a chunk of images at a time (bounded memory)."""
+    folds = write_fold_mean(fold_preds, out)
+    log.info("averaged %d folds into %s", folds, out)
 
 
 def postprocess_step(packed_train: str, oof_preds: list[str], threshold: float | str, min_area: int | str,
