@@ -5,8 +5,8 @@
 Writes `--folds` fold prediction files of `--images` random 101x101 float16 maps (as predict_fold
 writes them, one chunk at a time) in a temporary folder, then runs saltnet.inference.ensemble's
 write_fold_mean in a fresh process (and with `--methods chunked plain`, the in-memory mean after it, side
-by side) and prints each process's peak resident memory (ru_maxrss, the interpreter, numpy and pandas
-included) with the seconds it took, as JSON.
+by side) and prints each process's peak resident memory (VmHWM of /proc/self/status, the interpreter, numpy
+and pandas included) with the seconds it took, as JSON.
 """
 
 from __future__ import annotations
@@ -34,8 +34,10 @@ if method == "chunked":
 else:  # every fold and the sum in memory at once, as the ensemble was before it was chunked
     ids, probs = mean_fold_probs(files)
     write_npz(out, ids=ids, probs=probs)
-print(json.dumps({"method": method, "seconds": time.perf_counter() - start,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+# VmHWM: this process's own peak since its exec (ru_maxrss would keep the forking parent's, inherited at exec).
+hwm = [line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")]
+peak_kb = int(hwm[0]) if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"method": method, "seconds": time.perf_counter() - start, "peak_rss_mb": peak_kb / 1024}))
 """
 
 
