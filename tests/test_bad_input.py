@@ -430,6 +430,8 @@ def test_config_errors_before_any_job(case, tmp_path):
     for fragment in fragments:
         assert fragment in output, output[-3000:]
     assert not (tmp_path / "results").exists()
+    # On one screen: the message alone, no traceback, no schema dump.
+    assert len(output.strip().splitlines()) <= 10 and "Traceback" not in output and 'File "' not in output, output
 
 
 def snakemake_output(workdir: Path, env: dict | None = None) -> tuple[int, str]:

@@ -3,17 +3,28 @@ import sys
 import tempfile
 from pathlib import Path
 
-from saltnet.config.resolve import config_files, resolve_config
+from saltnet.config.resolve import ConfigError, config_files, resolve_config
+
+
+def stop(error):
+    """A mistake in the config or the data paths: its message alone on stderr, exit 1, before any job
+    (no traceback: the message names the key or file, what was wrong and what to write instead)."""
+    print(f"Error: {error}", file=sys.stderr)
+    sys.exit(1)
+
 
 # The run's config, the same from any working directory: the schema's defaults, then the config files
 # named with --configfile (with none: ./config.yaml if there is one, else the demo preset), then --config.
 # Snakemake's own merge is replaced, so that no file is ever merged under another.
 CONFIG_FILES = [str(path) for path in config_files(workflow.config_settings.configfiles)]
-_resolved = resolve_config(CONFIG_FILES, workflow.config_settings.config)
+try:
+    _resolved = resolve_config(CONFIG_FILES, workflow.config_settings.config)
+except ConfigError as err:
+    stop(err)
 config.clear()
 config.update(_resolved)
 if "data_dir" not in config:  # the one key without a default: the presets for real data leave it to the user
-    raise ValueError(
+    stop(
         "config key data_dir: not set; give the folder of the competition download "
         "(--config data_dir=/path/to/tgs) or data_dir=demo for the synthetic demo data"
     )
@@ -60,7 +71,10 @@ def encoder_weights_path():
     return f"resources/weights/{encoder}.pth"
 
 
-ENCODER_WEIGHTS = encoder_weights_path()
+try:
+    ENCODER_WEIGHTS = encoder_weights_path()
+except ValueError as err:
+    stop(err)
 
 
 def get_data_files(wildcards):
@@ -171,5 +185,8 @@ def warn_odd_values():
         )
 
 
-check_config_paths()
+try:
+    check_config_paths()
+except (ValueError, FileExistsError) as err:
+    stop(err)
 warn_odd_values()
