@@ -18,6 +18,7 @@ Imports only yaml: common.smk calls it on every `snakemake -n`.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import re
 from collections.abc import Mapping
@@ -27,7 +28,7 @@ import yaml
 
 __all__ = ["REPO", "SCHEMA_PATH", "PRESETS", "DEMO_PRESET", "ConfigError", "load_schema", "schema_defaults",
            "coerce_config", "with_defaults", "validate_config", "merge_config", "config_files", "resolve_config",
-           "parse_overrides", "preset_path"]
+           "parse_overrides", "preset_path", "resolve_ref"]
 
 REPO = Path(__file__).resolve().parents[3]
 SCHEMA_PATH = REPO / "workflow/schemas/config.schema.yaml"
@@ -52,7 +53,12 @@ _TYPE_CHECKS = {
 
 
 def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
-    """The config schema (YAML or JSON) as a dict."""
+    """The config schema (YAML or JSON) as a dict, read once per process and file (callers do not modify it)."""
+    return _read_schema(str(Path(path).resolve()))
+
+
+@functools.lru_cache(maxsize=None)
+def _read_schema(path: str) -> dict:
     if not Path(path).is_file():
         raise FileNotFoundError(f"config schema {path} not found: saltnet reads it from its checkout (install it "
                                 "with pip install -e, as make does, and run it from there)")
@@ -66,7 +72,7 @@ def schema_defaults(schema: dict | None = None, section: str | None = None) -> d
     schema = schema or load_schema()
     node = schema
     if section is not None:
-        node = schema.get("definitions", {}).get(section) or _resolve(schema["properties"][section], schema)
+        node = schema.get("definitions", {}).get(section) or resolve_ref(schema["properties"][section], schema)
     return {key: copy.deepcopy(spec["default"]) for key, spec in node.get("properties", {}).items()
             if "default" in spec}
 
@@ -146,11 +152,11 @@ def with_defaults(config: dict, schema: dict) -> dict:
 
 
 def _fill(value, schema: dict, root: dict):
-    schema = _resolve(schema, root)
+    schema = resolve_ref(schema, root)
     if isinstance(value, dict):
         required = schema.get("required", [])
         for key, spec in schema.get("properties", {}).items():
-            spec = _resolve(spec, root)
+            spec = resolve_ref(spec, root)
             if key not in value and "default" in spec:
                 value[key] = copy.deepcopy(spec["default"])
             elif key not in value and key not in required and "properties" in spec:
@@ -175,7 +181,7 @@ def validate_config(config: dict, schema: dict) -> None:
 def _error_line(error, schema: dict) -> str:
     path = ".".join(map(str, error.absolute_path))
     if error.validator == "additionalProperties":
-        allowed = sorted(_resolve(error.schema, schema).get("properties", {}))
+        allowed = sorted(resolve_ref(error.schema, schema).get("properties", {}))
         unknown = ", ".join(sorted(set(error.instance) - set(allowed)))
         where = f"in {path}: " if path else ""
         return f"config key {where}{unknown}: unknown (known keys: {', '.join(allowed)})"
@@ -183,7 +189,7 @@ def _error_line(error, schema: dict) -> str:
         missing = error.message.split("'")[1]
         key = f"{path}.{missing}" if path else missing
         return f"config key {key}: missing (workflow/schemas/config.schema.yaml describes it)"
-    about = _resolve(error.schema, schema).get("description", "") if isinstance(error.schema, dict) else ""
+    about = resolve_ref(error.schema, schema).get("description", "") if isinstance(error.schema, dict) else ""
     about = f" ({about})" if about and len(about) <= 240 else ""
     return f"config key {path or '(top level)'}: {error.message}{about}"
 
@@ -221,7 +227,7 @@ def _dotted_key_message(key: str, value) -> str:
             f"write --config '{head}={flow}' (or {head}: {flow} in a config file)")
 
 
-def _resolve(schema: dict, root: dict) -> dict:
+def resolve_ref(schema: dict, root: dict) -> dict:
     """`schema` with a local `$ref` ("#/definitions/stage") replaced by its target, siblings kept."""
     while "$ref" in schema:
         ref = schema["$ref"]
@@ -236,7 +242,7 @@ def _resolve(schema: dict, root: dict) -> dict:
 
 def _coerce(value, schema: dict, root: dict):
     """`value` fitted to `schema`: strings re-read where needed, then objects and arrays entered."""
-    schema = _resolve(schema, root)
+    schema = resolve_ref(schema, root)
     if isinstance(value, str) and not _fits(value, schema):
         value = _parse(value, schema)
     if isinstance(value, dict):

@@ -19,6 +19,7 @@ __all__ = ["TrainSettings", "stage_settings", "settings_of", "file_digest"]
 
 _TOP = schema_defaults()  # the schema's top-level defaults: the only defaults TrainSettings has
 _STAGE = schema_defaults(section="stage")
+_AUGMENT = schema_defaults(section="augment")
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class TrainSettings:
     loss: str = _TOP["loss"]
     seed: int = _TOP["seed"]
     bf16: bool | str = _TOP["bf16"]  # bf16 autocast: True, False or 'auto' (see precision.resolve_bf16)
-    augment: dict = field(default_factory=lambda: schema_defaults(section="augment"))  # AugmentSettings keywords
+    augment: dict = field(default_factory=lambda: dict(_AUGMENT))  # AugmentSettings keywords
     valid_fraction: float = _TOP["valid_fraction"]  # share of the fold's images scored after each epoch
     deterministic: bool | str = _TOP["deterministic"]  # True, False or 'auto' (see determinism)
     checkpoint_minutes: float = _TOP["checkpoint_minutes"]  # resumable checkpoint at most this often, and at the end

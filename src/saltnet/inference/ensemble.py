@@ -19,7 +19,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from saltnet.runtime.atomic import atomic_path
+from saltnet.runtime.atomic import write_npz_chunked
 
 __all__ = ["mean_fold_probs", "write_fold_mean", "CHUNK_IMAGES"]
 
@@ -80,8 +80,8 @@ def write_fold_mean(paths: Iterable[str | Path], out: str | Path, chunk: int = C
         streams, ids = [], None
         for path in paths:
             archive = stack.enter_context(zipfile.ZipFile(path))
-            with np.load(path, allow_pickle=False) as npz:  # the ids alone: small
-                fold_ids = npz["ids"]
+            with archive.open("ids.npy") as member:  # the ids alone: small
+                fold_ids = np.lib.format.read_array(member, allow_pickle=False)
             if ids is None:
                 ids = fold_ids
             elif not np.array_equal(ids, fold_ids):
@@ -92,16 +92,13 @@ def write_fold_mean(paths: Iterable[str | Path], out: str | Path, chunk: int = C
                 raise ValueError(f"{path}: probs of shape {stream.shape} do not fit {len(ids)} ids of the first fold")
             streams.append(stream)
         shape = streams[0].shape
-        with atomic_path(out) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as target:
-            with target.open("ids.npy", "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, ids, allow_pickle=False)
-            with target.open("probs.npy", "w", force_zip64=True) as member:
-                header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float16)), "fortran_order": False,
-                          "shape": shape}
-                np.lib.format.write_array_header_2_0(member, header)
-                for rows in _chunks(shape[0], chunk):
-                    total = np.zeros((rows, *shape[1:]), dtype=np.float32)
-                    for stream in streams:
-                        total += stream.read(rows)
-                    member.write((total / len(streams)).astype(np.float16).tobytes())
+
+        def means():
+            for rows in _chunks(shape[0], chunk):
+                total = np.zeros((rows, *shape[1:]), dtype=np.float32)
+                for stream in streams:
+                    total += stream.read(rows)
+                yield (total / len(streams)).astype(np.float16)
+
+        write_npz_chunked(out, ids, shape, np.float16, means())
     return len(paths)

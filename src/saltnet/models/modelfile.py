@@ -38,9 +38,14 @@ FORMAT = "saltnet-model/1"
 NOT_RECIPE = ("epochs", "checkpoint_minutes", "snapshots", "compile", "deterministic")
 
 
+def _canonical(value) -> str:
+    """JSON of a settings value, key order and list/tuple spelling aside."""
+    return json.dumps(value, sort_keys=True, default=list)
+
+
 def settings_digest(settings: dict) -> str:
-    """sha256 (16 hex digits) of a settings dict, key order and list/tuple spelling aside."""
-    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=list).encode()).hexdigest()[:16]
+    """sha256 (16 hex digits) of a settings dict."""
+    return hashlib.sha256(_canonical(settings).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -94,9 +99,8 @@ def check_model_file(found: ModelFile, expected, role: str = "the config") -> No
     """Raise ValueError unless `found` was trained with the recipe of `expected` (TrainSettings): same model
     and size, and the same settings apart from NOT_RECIPE. The message names both sides of each difference."""
     wanted = dataclasses.asdict(expected)
-    differ = [key for key in sorted(set(wanted) | set(found.settings)) if key not in NOT_RECIPE
-              and json.dumps(found.settings.get(key), default=list, sort_keys=True)
-              != json.dumps(wanted.get(key), default=list, sort_keys=True)]
+    differ = [key for key in sorted(set(wanted) | set(found.settings))
+              if key not in NOT_RECIPE and _canonical(found.settings.get(key)) != _canonical(wanted.get(key))]
     if differ:
         lines = "; ".join(f"{k}: file {found.settings.get(k)!r}, {role} {wanted.get(k)!r}" for k in differ[:6])
         raise ValueError(f"model file {found.path} ({found.describe()}) was trained with other settings than "

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
+from saltnet.config.resolve import REPO
 from saltnet.evaluation.metric import image_scores
 from saltnet.evaluation.oof import load_oof
 from saltnet.runtime.atomic import write_json
 
 __all__ = ["VARIANTS", "variant_command", "run_variant", "score_fold", "parse_args", "main"]
 
-REPO = Path(__file__).resolve().parents[3]
 
 # variant -> --config overrides of the CPU preset; "recipe" is the preset itself.
 VARIANTS: dict[str, list[str]] = {

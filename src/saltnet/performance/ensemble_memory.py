@@ -16,12 +16,12 @@ import json
 import subprocess
 import sys
 import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from saltnet.inference.ensemble import CHUNK_IMAGES
+from saltnet.runtime.atomic import write_npz_chunked
 
 CHILD = """
 import json, resource, sys, time
@@ -44,15 +44,9 @@ print(json.dumps({"method": method, "seconds": time.perf_counter() - start, "pea
 def write_fold_file(path: Path, ids: np.ndarray, side: int, seed: int) -> None:
     """A predict_fold-like .npz (ids, probs float16) of random maps, written a chunk at a time."""
     rng = np.random.default_rng(seed)
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as target:
-        with target.open("ids.npy", "w", force_zip64=True) as member:
-            np.lib.format.write_array(member, ids, allow_pickle=False)
-        with target.open("probs.npy", "w", force_zip64=True) as member:
-            header = {"descr": "<f2", "fortran_order": False, "shape": (len(ids), side, side)}
-            np.lib.format.write_array_header_2_0(member, header)
-            for start in range(0, len(ids), CHUNK_IMAGES):
-                rows = min(CHUNK_IMAGES, len(ids) - start)
-                member.write(rng.random((rows, side, side), dtype=np.float32).astype(np.float16).tobytes())
+    chunks = (rng.random((min(CHUNK_IMAGES, len(ids) - start), side, side), dtype=np.float32)
+              for start in range(0, len(ids), CHUNK_IMAGES))
+    write_npz_chunked(path, ids, (len(ids), side, side), np.float16, chunks)
 
 
 def main(argv: list[str] | None = None) -> dict:

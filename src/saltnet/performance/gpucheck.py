@@ -180,7 +180,8 @@ def _bench(preset: dict, preset_file: str, sizes: list[int], tiny: bool) -> list
 def main(argv: list[str] | None = None) -> dict:
     args = _parser().parse_args(argv)
     # The preset resolved as a run resolves it (schema defaults, the file), so this trains what a run trains.
-    preset = resolve_config([preset_path(args.preset)], {"model": args.model} if args.model else {})
+    preset_file = preset_path(args.preset)
+    preset = resolve_config([preset_file], {"model": args.model} if args.model else {})
     if isinstance(preset["fold_threads"], int):  # a fold job's threads in a real run, at most this machine's cores
         torch.set_num_threads(min(preset["fold_threads"], os.cpu_count() or 1))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -191,7 +192,7 @@ def main(argv: list[str] | None = None) -> dict:
     tiny = TINY if args.tiny else None
     stages = ("train", "finetune")
     sizes = list(tiny["sizes"]) if tiny else [preset[s]["size"] for s in stages]
-    rows = [] if args.no_bench else _bench(preset, str(preset_path(args.preset)), sizes, args.tiny)
+    rows = [] if args.no_bench else _bench(preset, str(preset_file), sizes, args.tiny)
     epochs = tiny["epochs"] if tiny else args.epochs
     with tempfile.TemporaryDirectory(prefix="saltnet-gpu-check-") as tmp:
         tmp = Path(tmp)

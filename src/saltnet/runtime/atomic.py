@@ -11,13 +11,14 @@ import contextlib
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["atomic_path", "write_json", "write_parquet", "write_npz", "write_text"]
+__all__ = ["atomic_path", "write_json", "write_parquet", "write_npz", "write_npz_chunked", "write_text"]
 
 
 def _umask() -> int:
@@ -63,6 +64,21 @@ def write_json(path: str | Path, obj) -> None:
 def write_parquet(path: str | Path, frame: pd.DataFrame) -> None:
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)
+
+
+def write_npz_chunked(path: str | Path, ids: np.ndarray, shape: tuple, dtype, chunks: Iterable[np.ndarray]) -> None:
+    """An uncompressed .npz of `ids` and `probs` (shape, dtype) written atomically, `probs` from `chunks` along its
+    first axis, so the whole array is never in memory; np.load reads it like write_npz's."""
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as target:
+        with target.open("ids.npy", "w", force_zip64=True) as member:
+            np.lib.format.write_array(member, ids, allow_pickle=False)
+        with target.open("probs.npy", "w", force_zip64=True) as member:
+            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
+                      "shape": tuple(shape)}
+            np.lib.format.write_array_header_2_0(member, header)
+            for chunk in chunks:
+                member.write(np.ascontiguousarray(chunk, dtype=dtype).tobytes())
+                del chunk  # not kept while the next one is made
 
 
 def write_npz(path: str | Path, **arrays: np.ndarray) -> None:
