@@ -83,7 +83,7 @@ class ResUNet(nn.Module):
     A light full-resolution stem (width/2 channels) and a stride-2 convolution, then five residual
     levels at S/2 ... S/32 and four decoders back to S/2; the last step upsamples to S and refines
     with the full-resolution stem features (one 3x3 conv), so boundaries are drawn at full resolution
-    without running heavy blocks there (a stride-1 ResNet level at 128 px made the net 3-5x slower).
+    without running heavy blocks there (a stride-1 ResNet level at full resolution is far slower on a CPU).
     """
 
     def __init__(self, in_channels: int = 3, width: int = 16, deep_supervision: bool = False):

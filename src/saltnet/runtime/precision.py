@@ -1,7 +1,7 @@
 """Which precision a job computes in: bf16 autocast where the hardware runs it natively and faster.
 
 On a CPU without native bf16 (AVX2 only: no AVX512-BF16, no AMX) oneDNN emulates bf16 and a
-training step of a U-Net is about 11x slower than fp32; on a CPU with AMX it is faster than fp32.
+training step is many times slower than fp32; on a CPU with AMX it is faster (docs/speed.md).
 So `bf16: auto` (the default) asks the hardware: CUDA devices say whether they support bf16; on
 a CPU, no native bf16 means fp32, and native bf16 is confirmed by a short timing probe (about a
 second), which also catches a CPU that is told to act as AVX2-only
