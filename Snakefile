@@ -11,6 +11,7 @@ include: "workflow/rules/weights.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/predict.smk"
 include: "workflow/rules/settings.smk"
+include: "workflow/rules/analysis.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -20,4 +21,5 @@ rule all:
         "results/submission.csv",
         "results/cv_score.json",
         "results/run_info.json",
+        ANALYSES,  # held-out post-processing, points lost by coverage (JSON)
         REPORT_FIGURES,  # figures for `snakemake --report results/report.html`

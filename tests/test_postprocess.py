@@ -246,8 +246,11 @@ def oof_files(tmp_path):
     ids = np.array([f"id{i:02d}" for i in range(len(probs))])
     write_npz(tmp_path / "train.npz", ids=ids, images=np.zeros_like(truth), masks=truth)
     order = np.array([0, 6, 2, 8, 4, 1, 7, 3, 9, 5])  # folds need not follow the packed order
+    fold_of = np.empty(len(ids), dtype=int)
     for fold, rows in enumerate((order[:5], order[5:])):
         write_npz(tmp_path / f"oof{fold}.npz", ids=ids[rows], probs=probs[rows])
+        fold_of[rows] = fold
+    pd.DataFrame({"id": ids, "fold": fold_of}).to_parquet(tmp_path / "folds.parquet")
     write_npz(tmp_path / "ensemble.npz", ids=ids[::-1], probs=probs[::-1])
     pd.DataFrame({"id": ids, "rle_mask": ""}).to_csv(tmp_path / "sample_submission.csv", index=False)
     return tmp_path
@@ -257,16 +260,19 @@ def test_steps_choose_score_and_apply(oof_files):
     from saltnet.steps import cv_score_step, postprocess_step, submission_step
 
     d = oof_files
-    oof = [str(d / "oof0.npz"), str(d / "oof1.npz")]
-    postprocess_step(str(d / "train.npz"), oof, "auto", "auto", "auto", str(d / "postprocess.json"))
+    oof = {0: str(d / "oof0.npz"), 1: str(d / "oof1.npz")}
+    postprocess_step(str(d / "train.npz"), str(d / "folds.parquet"), oof, "auto", "auto", "auto",
+                     str(d / "postprocess.json"))
     chosen = json.loads((d / "postprocess.json").read_text())
     assert (chosen["threshold"], chosen["min_area"]) == (0.5, 10)
     assert chosen["threshold_source"] == chosen["min_area_source"] == "searched on OOF"
     assert chosen["before"]["oof_map_iou"] == pytest.approx(0.4) and chosen["after"]["oof_map_iou"] == 1.0
 
-    cv_score_step(str(d / "train.npz"), oof, [0, 1], str(d / "postprocess.json"), str(d / "cv.json"))
+    cv_score_step(str(d / "train.npz"), str(d / "folds.parquet"), oof, str(d / "postprocess.json"),
+                  str(d / "cv.json"))
     cv = json.loads((d / "cv.json").read_text())
     assert cv["oof_map_iou"] == pytest.approx(chosen["before"]["oof_map_iou"]) and cv["n_images"] == 10
+    assert cv["folds"] == [0, 1]
     assert cv["per_fold"] == {"0": pytest.approx(0.4), "1": pytest.approx(0.4)}
     post = cv["postprocessed"]
     assert (post["threshold"], post["min_area"], post["min_peak"], post["oof_map_iou"]) == (0.5, 10, 0.0, 1.0)
@@ -284,11 +290,33 @@ def test_fixed_config_still_writes_scores(oof_files):
     from saltnet.steps import postprocess_step
 
     d = oof_files
-    postprocess_step(str(d / "train.npz"), [str(d / "oof0.npz"), str(d / "oof1.npz")], 0.45, 0,
-                     0, str(d / "postprocess.json"))
+    postprocess_step(str(d / "train.npz"), str(d / "folds.parquet"), {0: str(d / "oof0.npz"), 1: str(d / "oof1.npz")},
+                     0.45, 0, 0, str(d / "postprocess.json"))
     chosen = json.loads((d / "postprocess.json").read_text())
     assert (chosen["threshold"], chosen["min_area"]) == (0.45, 0)
     assert chosen["before"]["oof_map_iou"] == chosen["after"]["oof_map_iou"] == pytest.approx(0.4)
+
+
+def test_one_fold_of_two_is_scored_on_its_own_images(oof_files):
+    """A proxy (config folds.run: [1]) scores fold 1's images only."""
+    from saltnet.steps import cv_score_step, postprocess_step
+
+    d, oof = oof_files, {1: str(oof_files / "oof1.npz")}
+    postprocess_step(str(d / "train.npz"), str(d / "folds.parquet"), oof, 0.5, 0, 0, str(d / "pp.json"))
+    cv_score_step(str(d / "train.npz"), str(d / "folds.parquet"), oof, str(d / "pp.json"), str(d / "cv.json"))
+    cv = json.loads((d / "cv.json").read_text())
+    assert (cv["folds"], cv["n_images"], list(cv["per_fold"])) == ([1], 5, ["1"])
+
+
+def test_a_fold_file_with_another_folds_ids_is_refused(oof_files):
+    """Fold k's oof.npz must hold exactly fold k's ids of the fold table: here the files are swapped."""
+    from saltnet.steps import postprocess_step
+
+    d = oof_files
+    swapped = {0: str(d / "oof1.npz"), 1: str(d / "oof0.npz")}
+    with pytest.raises(ValueError, match=r"oof1.npz: holds 5 ids .* fold 0 of the fold table has 5; 5 are not in fold 0"):
+        postprocess_step(str(d / "train.npz"), str(d / "folds.parquet"), swapped, 0.5, 0, 0, str(d / "pp.json"))
+    assert not (d / "pp.json").exists()
 
 
 # --- the DAG ------------------------------------------------------------------------------------------

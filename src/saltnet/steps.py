@@ -24,9 +24,11 @@ from saltnet.evaluation.postprocess import apply_setting, choose_postprocess, de
 from saltnet.inference.ensemble import write_fold_mean
 from saltnet.inference.submission import build_submission, validate_submission, write_submission_csv
 from saltnet.runtime.atomic import write_json, write_npz, write_parquet
+from saltnet.runtime.jobs import machine
 
 __all__ = ["pack_step", "folds_step", "budget_step", "replan_step", "planned_epochs", "train_step", "predict_step",
-           "ensemble_step", "postprocess_step", "submission_step", "cv_score_step"]
+           "ensemble_step", "postprocess_step", "submission_step", "cv_score_step",
+           "heldout_postprocess_step", "coverage_losses_step"]
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +134,8 @@ def train_step(packed_train: str, folds: str, fold: int, settings: TrainSettings
         "epochs": settings.epochs, "resumed_from_epoch": result.resumed_from,
         "best_epoch": result.best_epoch, "best_map_iou": result.best_score, "swa": settings.swa,
         "precision": result.precision.name, "precision_reason": result.precision.reason,
-        "threads": torch.get_num_threads(),
+        "threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "machine": machine(),
     })
     for name in OWN_FILES:  # the fold is done: its checkpoint is no longer needed
         (Path(work_dir) / name).unlink(missing_ok=True)
@@ -176,11 +179,12 @@ def ensemble_step(fold_preds: list[str], out: str) -> None:
     log.info("averaged %d folds into %s", folds, out)
 
 
-def postprocess_step(packed_train: str, oof_preds: list[str], threshold: float | str, min_area: int | str,
-                     min_peak: float | str, out: str) -> None:
-    """Threshold, min_area and min_peak searched on all out-of-fold predictions ('auto') or kept (a number);
-    JSON with them, how each was chosen, the OOF score before and after, and the score over thresholds."""
-    oof = load_oof(packed_train, dict(enumerate(oof_preds)), complete=True)
+def postprocess_step(packed_train: str, folds: str, oof_preds: dict[int, str], threshold: float | str,
+                     min_area: int | str, min_peak: float | str, out: str) -> None:
+    """Threshold, min_area and min_peak searched on the out-of-fold predictions of the run's folds
+    ({fold: oof.npz}; 'auto') or kept (a number); JSON with them, how each was chosen, the OOF score
+    before and after, and the score over thresholds."""
+    oof = load_oof(packed_train, oof_preds, folds_table=pd.read_parquet(folds))
     chosen = choose_postprocess(oof.probs, oof.truth, threshold, min_area, min_peak)
     write_json(out, chosen)
     log.info("threshold %s (%s), min_area %d (%s), min_peak %s (%s): OOF score %.4f -> %.4f", chosen["threshold"],
@@ -207,16 +211,18 @@ def submission_step(ensemble: str, sample_submission: str, postprocess: str, out
              int((sub["rle_mask"] != "").sum()))
 
 
-def cv_score_step(packed_train: str, oof_preds: list[str], folds: list[int], postprocess: str, out: str) -> None:
-    """Out-of-fold competition score over all training images and per fold: raw (top-level keys: the
+def cv_score_step(packed_train: str, folds_table: str, oof_preds: dict[int, str], postprocess: str,
+                  out: str) -> None:
+    """Out-of-fold competition score over the run folds' images (all training images unless config
+    folds.run names some) and per fold: raw (top-level keys: the
     'before' of postprocess.json, min_area and min_peak 0) and post-processed (its 'after', key
     'postprocessed')."""
     chosen = _read_json(postprocess)
     settings = {"raw": chosen["before"], "postprocessed": chosen["after"]}
     per_fold = {name: {} for name in settings}
     scores = {name: [] for name in settings}
-    oof = load_oof(packed_train, dict(zip(folds, oof_preds)), complete=True)
-    for fold in folds:
+    oof = load_oof(packed_train, oof_preds, folds_table=pd.read_parquet(folds_table))
+    for fold in sorted(oof_preds):
         rows = oof.fold == fold
         for name, setting in settings.items():
             pred = apply_setting(oof.probs[rows], setting)
@@ -226,7 +232,7 @@ def cv_score_step(packed_train: str, oof_preds: list[str], folds: list[int], pos
     overall = {name: float(np.concatenate(scores[name]).mean()) for name in settings}
     write_json(out, {
         "threshold": settings["raw"]["threshold"], "min_area": 0, "oof_map_iou": overall["raw"],
-        "per_fold": per_fold["raw"], "n_images": sum(len(s) for s in scores["raw"]),
+        "per_fold": per_fold["raw"], "n_images": sum(len(s) for s in scores["raw"]), "folds": sorted(oof_preds),
         "postprocessed": {
             "threshold": chosen["threshold"], "threshold_source": chosen["threshold_source"],
             "min_area": chosen["min_area"], "min_area_source": chosen["min_area_source"],
@@ -235,3 +241,26 @@ def cv_score_step(packed_train: str, oof_preds: list[str], folds: list[int], pos
         },
     })
     log.info("OOF score %.4f raw, %.4f post-processed", overall["raw"], overall["postprocessed"])
+
+
+def heldout_postprocess_step(packed_train: str, folds_table: str, oof_preds: dict[int, str],
+                             threshold: float | str, min_area: int | str, min_peak: float | str, out: str) -> None:
+    """results/analysis/postprocess.json: the post-processing's gain on images it was not chosen on."""
+    from saltnet.evaluation.analyses import heldout_postprocess
+
+    oof = load_oof(packed_train, oof_preds, folds_table=pd.read_parquet(folds_table))
+    found = heldout_postprocess(oof, threshold, min_area, min_peak)
+    write_json(out, found)
+    log.info("post-processing: %.4f raw, %.4f chosen on the images scored, %.4f held out (optimism %+.4f)",
+             found["raw"], found["in_sample"], found["held_out"], found["optimism"])
+
+
+def coverage_losses_step(packed_train: str, folds_table: str, oof_preds: dict[int, str], postprocess: str,
+                         out: str) -> None:
+    """results/analysis/losses.json: where the post-processed OOF score loses its points."""
+    from saltnet.evaluation.analyses import coverage_losses
+
+    oof = load_oof(packed_train, oof_preds, folds_table=pd.read_parquet(folds_table))
+    found = coverage_losses(oof, _read_json(postprocess)["after"])
+    write_json(out, found)
+    log.info("points lost: %s", ", ".join(f"{k} {g['points_lost']:.4f}" for k, g in found["groups"].items()))

@@ -3,7 +3,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from saltnet.config.resolve import ConfigError, config_files, resolve_config
+from saltnet.config.resolve import ConfigError, config_files, resolve_config, run_folds
 
 
 def stop(error):
@@ -29,7 +29,7 @@ if "data_dir" not in config:  # the one key without a default: the presets for r
         "(--config data_dir=/path/to/tgs) or data_dir=demo for the synthetic demo data"
     )
 
-FOLDS = list(range(config["folds"]["n"]))
+FOLDS = run_folds(config["folds"])  # all folds.n, or the folds.run of a proxy
 DEMO = config["data_dir"] == "demo"  # the built-in synthetic data, made by rule make_demo_data
 DEMO_DIR = "results/demo_data"
 DATA_DIR = DEMO_DIR if DEMO else os.path.expanduser(config["data_dir"])  # ~ is the shell's, so expand it here

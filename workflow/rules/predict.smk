@@ -47,6 +47,7 @@ rule ensemble:
 rule postprocess:
     input:
         train=rules.pack_data.output.train,
+        folds=rules.split_folds.output[0],
         oof=expand(rules.predict_fold.output.oof, fold=FOLDS),
     output:
         "results/postprocess.json",
@@ -55,6 +56,7 @@ rule postprocess:
     conda:
         "../../envs/data.yaml"
     params:
+        folds=FOLDS,
         threshold=config["threshold"],
         min_area=config["min_area"],
         min_peak=config["min_peak"],
@@ -82,6 +84,7 @@ rule submission:
 rule cv_score:
     input:
         train=rules.pack_data.output.train,
+        folds=rules.split_folds.output[0],
         oof=expand(rules.predict_fold.output.oof, fold=FOLDS),
         postprocess=rules.postprocess.output[0],
     output:

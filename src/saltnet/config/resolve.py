@@ -28,7 +28,7 @@ import yaml
 
 __all__ = ["REPO", "SCHEMA_PATH", "PRESETS", "DEMO_PRESET", "ConfigError", "load_schema", "schema_defaults",
            "coerce_config", "with_defaults", "validate_config", "merge_config", "config_files", "resolve_config",
-           "parse_overrides", "preset_path", "resolve_ref"]
+           "parse_overrides", "preset_path", "resolve_ref", "check_folds", "run_folds"]
 
 REPO = Path(__file__).resolve().parents[3]
 SCHEMA_PATH = REPO / "workflow/schemas/config.schema.yaml"
@@ -143,7 +143,21 @@ def resolve_config(files: list = (), overrides: Mapping | None = None, schema: d
         if isinstance(config.get(stage), dict) and isinstance(config.get("loss"), str):
             config[stage].setdefault("loss", config["loss"])
     validate_config(config, schema)
+    check_folds(config["folds"])
     return config
+
+
+def check_folds(folds: dict) -> None:
+    """What the schema cannot say of key folds: every fold of folds.run is one of the n folds."""
+    outside = [k for k in folds.get("run") or [] if k >= folds["n"]]
+    if outside:
+        raise ConfigError(f"config key folds.run: fold {outside[0]} is not one of the folds.n = {folds['n']} "
+                          f"folds (they are 0 to {folds['n'] - 1}); write e.g. folds={{n: {folds['n']}, run: [0]}}")
+
+
+def run_folds(folds: dict) -> list[int]:
+    """The folds a run trains and predicts: folds.run in ascending order, or all folds.n."""
+    return sorted(folds.get("run") or range(folds["n"]))
 
 
 def with_defaults(config: dict, schema: dict) -> dict:

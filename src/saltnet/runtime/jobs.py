@@ -11,7 +11,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["setup_logging", "set_threads", "provenance"]
+__all__ = ["setup_logging", "set_threads", "provenance", "machine"]
 
 _PACKAGES = ["saltnet", "torch", "torchvision", "fastai", "pretrainedmodels", "numpy", "pandas", "pyarrow",
              "snakemake"]
@@ -132,4 +132,26 @@ def provenance(repo: str | Path = ".") -> dict:
         "platform": platform.platform(),
         "git_commit": _git_commit(Path(repo)),
         "cuda_available": cuda,
+        "machine": machine(),
     }
+
+
+def machine() -> dict:
+    """The CPU this process runs on: its model name, the widest vector ISA its flags name (AMX, AVX-512,
+    AVX2; what bf16 speed depends on), its core count; and the GPU's name where torch sees one (else None)."""
+    fields: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():  # the first processor's lines
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    model, flags = fields.get("model name") or platform.processor() or platform.machine(), set(fields.get("flags", "").split())
+    isa = next((name for flag, name in (("amx_bf16", "AMX"), ("avx512f", "AVX-512"), ("avx2", "AVX2"))
+                if flag in flags), None)
+    gpu = None
+    if "torch" in sys.modules:  # only where the job already imported it: the light rules have no torch
+        import torch
+
+        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": model, "isa": isa, "cores": os.cpu_count(), "gpu": gpu}

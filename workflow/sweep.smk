@@ -1,0 +1,104 @@
+# A sweep: every variant of an experiment file at every seed, each the real pipeline (../Snakefile) in
+# its own run folder, then the leaderboard of the runs. README "Experiments"; experiments/README.md.
+#   snakemake -s workflow/sweep.smk --cores 2 --config experiment=experiments/aux_weight.yaml
+# A finished run is never run again: its outputs exist, and each run's snakemake reruns only what is
+# missing (--rerun-triggers mtime: an edit of the code does not retrain a finished run).
+import sys
+from pathlib import Path
+
+from snakemake.utils import min_version, validate
+
+from saltnet.config.resolve import ConfigError
+from saltnet.experiments.runner import check_run_folders
+from saltnet.experiments.spec import load_experiment
+
+min_version("8.0")
+
+
+validate(config, "schemas/sweep.schema.yaml")
+try:
+    EXPERIMENT = load_experiment(config["experiment"], config["data_dir"], config["runs_dir"])
+    check_run_folders(EXPERIMENT)
+except ConfigError as err:
+    print(f"Error: {err}", file=sys.stderr)
+    sys.exit(1)
+EXP_DIR = f"{config['runs_dir']}/{EXPERIMENT.name}"
+RUNS = {run.folder.removeprefix(EXP_DIR + "/"): run for run in EXPERIMENT.runs}
+PIPELINE = str(Path(workflow.basedir).parent / "Snakefile")
+# What each run must end with: its scores, provenance and analyses (the pipeline's default target adds
+# the submission and the report figures, which a proxy does not need).
+RUN_OUTPUTS = [
+    "results/cv_score.json",
+    "results/run_info.json",
+    "results/analysis/postprocess.json",
+    "results/analysis/losses.json",
+]
+SUBMITS = bool(config["run_args"].strip())  # the runs' jobs go to a cluster: runs may go side by side
+
+
+wildcard_constraints:
+    run="|".join(sorted(RUNS, key=len, reverse=True)).replace(".", r"\.").replace("+", r"\+"),
+
+
+localrules:
+    run_config,
+    run_pipeline,
+    leaderboard,
+
+
+rule leaderboard:
+    default_target: True
+    input:
+        runs=expand(f"{EXP_DIR}/{{run}}/sweep_run.json", run=RUNS),
+    output:
+        table=f"{EXP_DIR}/leaderboard.csv",
+        gains=f"{EXP_DIR}/gains.csv",
+        page=f"{EXP_DIR}/leaderboard.html",
+        figure=f"{EXP_DIR}/leaderboard.png",
+    log:
+        f"{EXP_DIR}/logs/leaderboard.log",
+    conda:
+        "../envs/data.yaml"
+    params:
+        experiment=EXPERIMENT.name,
+        description=EXPERIMENT.description,
+        baseline=EXPERIMENT.baseline,
+        runs=[{"variant": r.variant, "seed": r.seed, "folder": r.folder} for r in EXPERIMENT.runs],
+        command=f"snakemake -s workflow/sweep.smk --config experiment={config['experiment']}",
+    script:
+        "../src/scripts/leaderboard.py"
+
+
+# The run's whole config (base preset, proxy, variant, seed): the run folder is an ordinary one, and
+# `snakemake --directory <folder> --configfile <folder>/config.yaml` reruns it by hand.
+rule run_config:
+    output:
+        f"{EXP_DIR}/{{run}}/config.yaml",
+    log:
+        f"{EXP_DIR}/logs/run_config/{{run}}.log",
+    conda:
+        "../envs/data.yaml"
+    params:
+        config=lambda wildcards: RUNS[wildcards.run].config,
+        experiment=str(EXPERIMENT.path),
+    script:
+        "../src/scripts/run_config.py"
+
+
+rule run_pipeline:
+    input:
+        config=rules.run_config.output[0],
+    output:
+        record=f"{EXP_DIR}/{{run}}/sweep_run.json",
+        results=[f"{EXP_DIR}/{{run}}/{path}" for path in RUN_OUTPUTS],
+    log:
+        f"{EXP_DIR}/logs/run_pipeline/{{run}}.log",
+    conda:
+        "../envs/data.yaml"
+    threads: 1 if SUBMITS else workflow.cores  # on this machine one run at a time, with every core
+    params:
+        snakefile=PIPELINE,
+        targets=RUN_OUTPUTS,
+        run_args=config["run_args"],
+    script:
+        "../src/scripts/run_pipeline.py"
