@@ -3,6 +3,7 @@
 #               make test-fast  (the unit tier: no Snakemake run, training process, SLURM, browser or real data)
 #               make lint   (ruff, snakefmt --check, snakemake --lint; CI runs it before the tests)
 #               make bench  (train/infer images/s of every model and of smp's U-Net -> results/bench.json)
+#               make sweep EXP=experiments/aux_weight.yaml  (an experiment's variants x seeds -> runs/<exp>/leaderboard.html)
 #               make gpu-check  (on a GPU machine: benchmark + one fold of the competition preset, < 8 min)
 PYTHON ?= python3
 VENV := .venv
@@ -10,7 +11,7 @@ STAMP := $(VENV)/.installed
 CORES ?= all
 DATA_DIR ?= ../shared/data/tgs
 
-.PHONY: demo test test-fast lint bench clean-demo ablation gpu-check gpu-wheels
+.PHONY: demo test test-fast lint bench clean-demo sweep gpu-check gpu-wheels
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -37,9 +38,11 @@ bench: $(STAMP)
 	mkdir -p results
 	$(VENV)/bin/python -m saltnet.performance.bench --out results/bench.json
 
-# What each recipe part buys on the real data: short one-fold proxies (about 8 min each on 2 cores).
-ablation: $(STAMP)
-	$(VENV)/bin/python -m saltnet.performance.ablate --data-dir $(DATA_DIR) --out results/ablation.json
+# An experiment file's variants at each of its seeds, each a run folder under runs/<experiment>/, then the
+# leaderboard (runs/<experiment>/leaderboard.html): make sweep EXP=experiments/aux_weight.yaml
+EXP ?= experiments/aux_weight.yaml
+sweep: $(STAMP)
+	$(VENV)/bin/snakemake -s workflow/sweep.smk --cores $(CORES) --config experiment=$(EXP) data_dir=$(DATA_DIR)
 
 # On a GPU machine (docs/gpu.md): the benchmark on CUDA, then one fold of the competition preset for
 # 3 + 2 epochs at 128 and 224 px from random init, then prediction -> results/gpu-check.json. Uses the

@@ -110,7 +110,8 @@ def finished_run(tmp_path_factory) -> Path:
     """One complete run of the DAG on the tiny demo config, shared by the tests that only read it."""
     workdir = tmp_path_factory.mktemp("run")
     write_config(workdir)
-    run_snakemake(workdir)
+    proc = run_snakemake(workdir)
+    (workdir / "terminal.txt").write_text(proc.stdout + proc.stderr)  # what the user saw
     return workdir
 
 

@@ -173,13 +173,18 @@ def test_missing_data_folder():
 
 @pytest.mark.snakemake
 def test_bad_data_stops_the_dag_at_pack_and_leaves_no_output(data, tmp_path):
-    """Through snakemake: the message reaches the user and no packed file is left behind."""
+    """Through snakemake: the message reaches the user's terminal as one line (the traceback goes to the
+    job's log only) and no packed file is left behind."""
     (data / "train/masks" / f"{ids(data)[0]}.png").unlink()
     workdir = tmp_path / "run"
     write_config(workdir, data_dir=str(data))
     proc = run_snakemake(workdir, "results/folds.parquet", check=False)
     log = (workdir / "logs/pack_data/pack_data.log").read_text()
-    assert proc.returncode != 0 and "have no PNG in" in log and ids(data)[0] in log
+    assert proc.returncode != 0 and "have no PNG in" in log and ids(data)[0] in log and "Traceback" in log
+    terminal = proc.stdout + proc.stderr
+    errors = [line for line in terminal.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and "have no PNG in" in errors[0] and "logs/pack_data/pack_data.log" in errors[0]
+    assert "Traceback" not in terminal and 'File "' not in terminal
     assert not list((workdir / "results").rglob("*.npz"))
 
 
@@ -416,6 +421,11 @@ CONFIG_CASES = {
                             ["config key predict.shifts.1.1: 80 is greater than the maximum of 50"]),
     "TTA shift not a pair": ({"predict": {"batch_size": 16, "tta": True, "shifts": [[8]]}},
                              ["config key predict.shifts.0: [8] is too short"]),
+    "more folds than images": ({"folds": {"n": 30, "seed": 0}},
+                               ["config key folds.n: 30 folds need at least as many training images",
+                                "demo.n_train gives 24", "set folds.n to at most 24"]),
+    "a proxy fold outside the split": ({"folds": {"n": 2, "run": [2]}},
+                                       ["config key folds.run: fold 2 is not one of the folds.n = 2 folds"]),
 }
 
 
@@ -437,6 +447,20 @@ def test_config_errors_before_any_job(case, tmp_path):
 def snakemake_output(workdir: Path, env: dict | None = None) -> tuple[int, str]:
     proc = run_snakemake(workdir, "-n", check=False, env=env)
     return proc.returncode, proc.stdout + proc.stderr
+
+
+@pytest.mark.snakemake
+@pytest.mark.parametrize("key, env", [("slurm_account", "SALTNET_SLURM_ACCOUNT"),
+                                      ("slurm_partition", "SALTNET_SLURM_PARTITION")])
+def test_a_profile_placeholder_stops_before_any_job(key, env, tmp_path):
+    """A SLURM profile copied with its EDIT_ME placeholder left in: nothing runs (or is submitted), and the
+    message says what to set and where, on one screen."""
+    write_config(tmp_path)
+    proc = run_snakemake(tmp_path, "--default-resources", f"{key}=EDIT_ME_x", "mem_mb=1000", check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and f"resource {key}: still the placeholder EDIT_ME_x" in output, output[-3000:]
+    assert f"export {env}=" in output and len(output.strip().splitlines()) <= 10 and "Traceback" not in output
+    assert not (tmp_path / "results").exists()
 
 
 @pytest.mark.snakemake
@@ -467,7 +491,8 @@ def test_data_dir_that_is_a_file(tmp_path):
     write_config(tmp_path / "run", data_dir=str(tmp_path / "data.zip"))
     code, output = snakemake_output(tmp_path / "run")
     assert code != 0, output[-3000:]
-    assert f"config key data_dir: folder {tmp_path / 'data.zip'} is not a folder" in output, output[-3000:]
+    assert f"config key data_dir: folder {tmp_path / 'data.zip'} is a file, neither a folder nor a Kaggle zip" in output
+    assert len(output.strip().splitlines()) <= 10 and "Traceback" not in output, output
 
 
 @pytest.mark.snakemake

@@ -95,7 +95,7 @@ def test_partial_folds_gets_the_seed_default_from_the_schema():
     config = {key: value for key, value in TINY_CONFIG.items() if key != "folds"}
     config["folds"] = {"n": "3"}  # a config file without folds, plus --config 'folds={n: 3}'
     validate(coerce_config(config, SCHEMA), schema=str(SCHEMA_PATH))
-    assert config["folds"] == {"n": 3, "seed": 42}
+    assert config["folds"] == {"n": 3, "seed": 42, "run": None}
 
 
 @pytest.mark.parametrize("key, value, hint", [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import pickle
 import re
 import signal
@@ -18,7 +20,7 @@ from fastai.data.core import DataLoaders
 from fastai.data.load import DataLoader
 from fastai.learner import Learner
 
-from conftest import REPO
+from conftest import DAG_TARGETS, REPO, SNAKEMAKE, TINY_CONFIG, require_marker, write_config
 from saltnet.models.modelfile import read_model_file
 from saltnet.models.weights import load_state_dict_file
 from saltnet.runtime.atomic import atomic_path, write_json
@@ -161,3 +163,98 @@ def test_every_torch_load_in_the_package_is_weights_only():
         for match in re.finditer(r"torch\.load\(([^)]*)\)", path.read_text()):
             calls.append((path.name, match.group(1)))
     assert calls and all("weights_only=True" in args for _, args in calls), calls
+
+
+# --- the snakemake process itself killed; a full disk ------------------------------------------------
+
+def job_processes(workdir: Path) -> list[int]:
+    """Pids of the processes (other than this one) whose working directory is `workdir`: a run's jobs."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit() and int(proc.name) != os.getpid():
+            try:
+                if os.readlink(proc / "cwd") == str(workdir):
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.snakemake
+@pytest.mark.process
+@pytest.mark.skipif(not Path("/proc/self").exists(), reason="Linux /proc")
+def test_killing_snakemake_itself_then_the_same_command_resumes(tmp_path):
+    """SIGKILL to `snakemake` in the middle of training (no handler runs: its jobs are orphaned, its locks
+    stay): the jobs stop by themselves, and the same command, run again with no clean-up, resumes the
+    folds from their checkpoints and finishes."""
+    write_config(tmp_path, train={**TINY_CONFIG["train"], "epochs": 6}, checkpoint_minutes=0)
+    cmd = [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--cores", "2",
+           "--set-threads", "train_fold=1", "finetune_fold=1", "predict_fold=1", "--", *DAG_TARGETS]
+    require_marker("snakemake")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = tmp_path / "results/checkpoints/train/fold0/checkpoint.pth"
+    deadline = time.time() + 600
+    while not checkpoint.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert checkpoint.exists(), "no checkpoint was written"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert list((tmp_path / ".snakemake/locks").glob("*.lock")), "snakemake left no lock: nothing is tested"
+    deadline = time.time() + 60
+    while job_processes(tmp_path) and time.time() < deadline:  # the orphaned jobs see it and stop
+        time.sleep(0.5)
+    assert not job_processes(tmp_path)
+    assert not (tmp_path / "results/train/fold0/model.pth").exists()
+
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr[-4000:]
+    assert "removed the locks left by snakemake pid" in again.stderr
+    run = json.loads((tmp_path / "results/train/fold0/run.json").read_text())
+    assert run["resumed_from_epoch"] is not None and run["resumed_from_epoch"] >= 1
+    assert (tmp_path / "results/cv_score.json").is_file()
+
+
+@pytest.mark.snakemake
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_a_full_disk_while_predicting_leaves_no_file_and_names_the_folder(finished_run, tmp_path):
+    from saltnet.config.settings import TrainSettings
+    from saltnet.models.modelfile import read_model_file
+    from saltnet.runtime.atomic import DiskFullError
+    from saltnet.steps import predict_step
+
+    full = tmp_path / "predict"
+    full.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(full)]).returncode != 0:
+        pytest.skip("mount -t tmpfs is not allowed here")
+    try:
+        results = finished_run / "results"
+        settings = TrainSettings(**read_model_file(results / "finetune/fold0/model.pth").settings)
+        with pytest.raises(DiskFullError, match=rf"{full}: no space left to write test.npz .* nothing was written"):
+            predict_step(str(results / "finetune/fold0/model.pth"), str(results / "packed/train.npz"),
+                         str(results / "packed/test.npz"), str(results / "folds.parquet"), 0, str(full / "test.npz"),
+                         str(full / "oof.npz"), str(tmp_path / "locks"), 16, True, [], False, expected=settings)
+        assert list(full.iterdir()) == []  # no partial file, no temporary one
+    finally:
+        subprocess.run(["umount", str(full)])
+
+
+@pytest.mark.parametrize("error", [OSError(28, "No space left on device"), RuntimeError("file write failed")])
+def test_a_write_that_finds_the_disk_full_names_the_folder(error, tmp_path, monkeypatch):
+    """ENOSPC from a writer, or torch.save's RuntimeError where little is free: DiskFullError naming the
+    folder, and neither the output nor its temporary file left."""
+    import shutil
+
+    from saltnet.runtime.atomic import DiskFullError
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 4096, 4096))
+    with pytest.raises(DiskFullError, match=rf"^{tmp_path}: no space left to write out.npz \(0.0 MB free"):
+        with atomic_path(tmp_path / "out.npz") as tmp:
+            tmp.write_bytes(b"partial")
+            raise error
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_runtime_error_with_space_left_is_not_a_full_disk(tmp_path):
+    with pytest.raises(RuntimeError, match="boom"):
+        with atomic_path(tmp_path / "out.npz"):
+            raise RuntimeError("boom")

@@ -48,6 +48,20 @@ def test_submission_is_valid(finished_run):
 
 
 @pytest.mark.snakemake
+def test_progress_reaches_the_terminal(finished_run):
+    """Where the user looks while snakemake runs in the foreground: a line per epoch of each fold and stage
+    (fold, stage, epoch k/N, the metric, seconds, time left) and the prediction's progress; the logs keep all."""
+    terminal = (finished_run / "terminal.txt").read_text()
+    for fold in (0, 1):
+        for stage, size in (("train", 48), ("finetune", 64)):
+            pattern = rf"fold {fold} {stage} {size} px, epoch 1/1: .*map_iou=[\d.]+.* \| [\d.]+ s, stage done"
+            line = re.search(pattern, terminal)
+            assert line, f"no epoch line of fold {fold} {stage}:\n{terminal[-3000:]}"
+        assert re.search(rf"fold {fold} test: 8/8 images \(100%\)", terminal)
+        assert f"fold {fold} train 48 px, epoch 1/1" in (finished_run / f"logs/train_fold/fold{fold}.log").read_text()
+
+
+@pytest.mark.snakemake
 def test_scores_history_and_provenance(finished_run):
     cv = json.loads((finished_run / "results/cv_score.json").read_text())
     assert set(cv["per_fold"]) == {"0", "1"} and cv["n_images"] == 24 and 0.0 <= cv["oof_map_iou"] <= 1.0

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, SNAKEMAKE, load_tool
+from conftest import REPO, SNAKEMAKE
 from saltnet.config.resolve import DEMO_PRESET, PRESETS, ConfigError, resolve_config
 from saltnet.config.settings import TrainSettings, settings_of
 from saltnet.data.augment import AugmentSettings
@@ -157,18 +157,6 @@ def test_the_workflow_reads_no_config_key_with_a_fallback():
     for path in [REPO / "Snakefile", *(REPO / "workflow/rules").glob("*.smk")]:
         text = path.read_text()
         assert "config.get(" not in text, path.name
-
-
-def test_finetune_proxy_trains_the_rules_settings():
-    """tools/finetune_proxy.py with no override trains exactly rule finetune_fold's settings (aux_weight
-    included), for the epochs it is given; an override changes that key only."""
-    proxy = load_tool("finetune_proxy")
-    config = resolve_config([PRESETS / "cpu.yaml"], {"data_dir": "x"})
-    rule = settings_of(config, "finetune")
-    args = proxy.parse_args(["--run", "r", "--epochs", str(rule.epochs)])
-    assert proxy.settings(args) == rule and rule.aux_weight == 0.3
-    changed = proxy.settings(proxy.parse_args(["--run", "r", "--epochs", "5", "--config", "finetune={lr: 2e-3}"]))
-    assert dataclasses.replace(rule, epochs=5, lr=2e-3) == changed
 
 
 def test_gpu_check_trains_the_rules_settings():

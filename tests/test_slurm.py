@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from conftest import DAG_TARGETS, REPO, SNAKEMAKE, write_config
 
@@ -55,19 +56,19 @@ def slurm_env() -> dict:
         pytest.fail(f"local SLURM cluster did not start:\n{proc.stdout}\n{proc.stderr}")
     print(f"\nTIMING local SLURM cluster start: {time.time() - started:.0f} s")
     conf = re.search(r"^export SLURM_CONF=(\S+)$", proc.stdout, flags=re.M).group(1)
-    yield {**os.environ, "SLURM_CONF": conf}
+    # account and partition as a user gives them: in the environment, no tracked file edited
+    yield {**os.environ, "SLURM_CONF": conf, "SALTNET_SLURM_ACCOUNT": "saltnet", "SALTNET_SLURM_PARTITION": "gpu"}
     if not already_running:
         subprocess.run([str(SCRIPT), "stop"], capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture(scope="session")
-def profile(tmp_path_factory) -> Path:
-    """The repo's SLURM profile with its two placeholders set for the local cluster."""
-    text = PROFILE.read_text()
-    assert text.count("EDIT_ME") == 2, "account and partition should be the only placeholders"
-    folder = tmp_path_factory.mktemp("profile")
-    (folder / "config.yaml").write_text(text.replace("EDIT_ME_account", "saltnet").replace("EDIT_ME_partition", "gpu"))
-    return folder
+def profile() -> Path:
+    """The repo's SLURM profile as tracked: it needs no edit (account and partition come from slurm_env)."""
+    tracked = yaml.safe_load(PROFILE.read_text())
+    assert "EDIT_ME" not in PROFILE.read_text()
+    assert not {"slurm_account", "slurm_partition"} & set(tracked["default-resources"])
+    return PROFILE.parent
 
 
 def snakemake_cmd(workdir: Path, profile: Path, *args: str) -> list[str]:

@@ -1,14 +1,18 @@
-"""Write the generated reference pages: docs/configuration.md from the config schema, docs/models.md from the
-model registry (with docs/data/models.yaml's measurements). tests/test_docs.py fails when they are stale.
+"""Write the generated pages: docs/configuration.md from the config schema, docs/models.md from the model
+registry (with docs/data/models.yaml's measurements), docs/experiments.md from the sweeps' leaderboards
+kept in docs/data/sweeps/<experiment>/. tests/test_docs.py fails when they are stale.
 
-    .venv/bin/python tools/gen_docs.py           # write both pages
-    .venv/bin/python tools/gen_docs.py --check   # exit 1 if a page differs from what would be written
+    .venv/bin/python tools/gen_docs.py                           # write the pages
+    .venv/bin/python tools/gen_docs.py --check                   # exit 1 if a page differs from what would be written
+    .venv/bin/python tools/gen_docs.py --sweep runs/aux_weight   # keep a finished sweep's leaderboard, then write
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+from pathlib import Path
 
 import yaml
 
@@ -79,13 +83,98 @@ def models_page() -> str:
     return HEADER.format(source="the model registry and docs/data/models.yaml") + "\n".join(lines) + "\n"
 
 
-PAGES = {"docs/configuration.md": configuration_page, "docs/models.md": models_page}
+SWEEPS = REPO / "docs/data/sweeps"
+SWEEP_FILES = ("leaderboard.csv", "gains.csv")
+
+
+def keep_sweep(folder: Path) -> Path:
+    """Copy a finished sweep's leaderboard.csv and gains.csv (runs/<experiment>/) to docs/data/sweeps/<experiment>/."""
+    missing = [name for name in SWEEP_FILES if not (folder / name).is_file()]
+    if missing:
+        raise SystemExit(f"{folder}: no {missing[0]}; run the sweep to its end first (workflow/sweep.smk)")
+    target = SWEEPS / folder.name
+    target.mkdir(parents=True, exist_ok=True)
+    for name in SWEEP_FILES:
+        shutil.copyfile(folder / name, target / name)
+    return target
+
+
+def _cell(value, digits: int = 4, signed: bool = False) -> str:
+    import pandas as pd
+
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+    return str(value)
+
+
+def _sweep_section(folder: Path) -> list[str]:
+    import pandas as pd
+
+    from saltnet.experiments.leaderboard import variant_summary
+
+    table, gains = pd.read_csv(folder / "leaderboard.csv"), pd.read_csv(folder / "gains.csv")
+    table["changed"] = table["changed"].fillna("")
+    command = table.command.dropna().iloc[0] if table.command.notna().any() else "?"
+    cpus = sorted({f"{r.cpu}, {r.cores} cores ({r.isa}; torch {r.torch_isa}, {r.precision})"
+                   for r in table.itertuples()})
+    commit = lambda c: str(c)[:7] + ("-dirty" if str(c).endswith("-dirty") else "")  # noqa: E731
+    command = command.replace(str(REPO) + "/", "").replace(str(REPO), ".")
+    lines = [f"## {folder.name}", "",
+             f"Experiment file `experiments/{folder.name}.yaml`; run with "
+             f"`snakemake -s workflow/sweep.smk --cores 2 --config experiment=experiments/{folder.name}.yaml "
+             f"data_dir=/path/to/tgs`. CPU: {'; '.join(cpus)}. Commits: "
+             f"{', '.join(sorted({commit(c) for c in table.commit}))} (-dirty: with uncommitted edits). "
+             f"{len(table)} runs, "
+             f"{table.wall_min.sum():.0f} min in all. One run's command: `{command}`.", "",
+             "| variant | changed | runs | raw | sd | post-processed | sd | held-out pp | wall min |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in variant_summary(table).itertuples():
+        lines.append(f"| `{row.variant}` | {row.changed or 'the base'} | {row.runs} | {_cell(row.raw)} | "
+                     f"{_cell(row.raw_sd)} | {_cell(row.pp)} | {_cell(row.pp_sd)} | {_cell(row.pp_heldout)} | "
+                     f"{_cell(row.wall_min, 1)} |")
+    lines += ["", "Gain over the baseline, paired per seed and fold on the same images (raw: threshold 0.5):", "",
+              "| variant | pairs | gain raw | sd | se | image se | gain pp | gain held-out pp | verdict |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for row in gains.itertuples():
+        lines.append(f"| `{row.variant}` | {row.pairs} | {_cell(row.delta_raw, signed=True)} | {_cell(row.sd_raw)} | "
+                     f"{_cell(row.se_raw)} | {_cell(row.image_se_raw)} | {_cell(row.delta_pp, signed=True)} | "
+                     f"{_cell(row.delta_pp_heldout, signed=True)} | {row.verdict} |")
+    lines += ["", "Every run:", "", "| run folder | raw | post-processed | held-out pp | epochs | wall min | commit |",
+              "|---|---:|---:|---:|---|---:|---|"]
+    for row in table.itertuples():
+        epochs = f"{_cell(row.train_epochs_real, 0)} + {_cell(row.finetune_epochs_real, 0)}"
+        lines.append(f"| {row.run_dir} | {_cell(row.oof_raw)} | {_cell(row.oof_pp)} | {_cell(row.oof_pp_heldout)} | "
+                     f"{epochs} | {_cell(row.wall_min, 1)} | {commit(row.commit)} |")
+    return lines + [""]
+
+
+def experiments_page() -> str:
+    """docs/experiments.md: each kept sweep's variants, gains and runs, from its leaderboard files."""
+    lines = ["# Experiments", "",
+             "Each sweep below ran with one command and is kept as its leaderboard (docs/data/sweeps/<experiment>/, "
+             "copied from runs/<experiment>/ by `tools/gen_docs.py --sweep runs/<experiment>`); this page is generated "
+             "from those files, so no number here is typed by hand. How to write an experiment: "
+             "[experiments/README.md](../experiments/README.md). Measurements from before the sweeps existed: "
+             "[measured.md](measured.md).", ""]
+    for folder in sorted(p for p in SWEEPS.glob("*") if p.is_dir()):
+        lines += _sweep_section(folder)
+    return HEADER.format(source="docs/data/sweeps/*/") + "\n".join(lines).rstrip() + "\n"
+
+
+PAGES = {"docs/configuration.md": configuration_page, "docs/models.md": models_page,
+         "docs/experiments.md": experiments_page}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="only say which pages are stale (exit 1)")
+    parser.add_argument("--sweep", type=Path, action="append", default=[],
+                        help="a finished sweep's folder (runs/<experiment>) to keep in docs/data/sweeps first")
     args = parser.parse_args(argv)
+    for folder in args.sweep:
+        print(f"kept {keep_sweep(folder)}")
     stale = []
     for rel, make in PAGES.items():
         text, path = make(), REPO / rel

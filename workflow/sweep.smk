@@ -8,6 +8,8 @@ from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
+from saltnet.runtime.orphans import claim_workdir
+
 from saltnet.config.resolve import ConfigError
 from saltnet.experiments.runner import check_run_folders
 from saltnet.experiments.spec import load_experiment
@@ -15,6 +17,7 @@ from saltnet.experiments.spec import load_experiment
 min_version("8.0")
 
 
+claim_workdir()  # a sweep killed here left its locks: the same command just runs again
 validate(config, "schemas/sweep.schema.yaml")
 try:
     EXPERIMENT = load_experiment(config["experiment"], config["data_dir"], config["runs_dir"])
@@ -27,13 +30,7 @@ RUNS = {run.folder.removeprefix(EXP_DIR + "/"): run for run in EXPERIMENT.runs}
 PIPELINE = str(Path(workflow.basedir).parent / "Snakefile")
 # What each run must end with: its scores, provenance and analyses (the pipeline's default target adds
 # the submission and the report figures, which a proxy does not need).
-RUN_OUTPUTS = [
-    "results/cv_score.json",
-    "results/run_info.json",
-    "results/analysis/postprocess.json",
-    "results/analysis/losses.json",
-]
-SUBMITS = bool(config["run_args"].strip())  # the runs' jobs go to a cluster: runs may go side by side
+RUN_OUTPUTS = EXPERIMENT.run_outputs()
 
 
 wildcard_constraints:
@@ -89,16 +86,16 @@ rule run_pipeline:
     input:
         config=rules.run_config.output[0],
     output:
-        record=f"{EXP_DIR}/{{run}}/sweep_run.json",
-        results=[f"{EXP_DIR}/{{run}}/{path}" for path in RUN_OUTPUTS],
+        f"{EXP_DIR}/{{run}}/sweep_run.json",  # the run's other outputs are the inner snakemake's own
     log:
         f"{EXP_DIR}/logs/run_pipeline/{{run}}.log",
     conda:
         "../envs/data.yaml"
-    threads: 1 if SUBMITS else workflow.cores  # on this machine one run at a time, with every core
+    threads: max(1, workflow.cores // config["parallel_runs"])  # --cores is shared by the runs at once
     params:
         snakefile=PIPELINE,
-        targets=RUN_OUTPUTS,
+        targets=RUN_OUTPUTS,  # a new analysis in the experiment file makes each finished run add it
+        cores=workflow.cores,  # each run's --cores: the most threads one of its jobs may take
         run_args=config["run_args"],
     script:
         "../src/scripts/run_pipeline.py"

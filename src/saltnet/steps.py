@@ -28,7 +28,7 @@ from saltnet.runtime.jobs import machine
 
 __all__ = ["pack_step", "folds_step", "budget_step", "replan_step", "planned_epochs", "train_step", "predict_step",
            "ensemble_step", "postprocess_step", "submission_step", "cv_score_step",
-           "heldout_postprocess_step", "coverage_losses_step"]
+           "heldout_postprocess_step", "coverage_losses_step", "tta_analysis_step", "snapshot_analysis_step"]
 
 log = logging.getLogger(__name__)
 
@@ -264,3 +264,32 @@ def coverage_losses_step(packed_train: str, folds_table: str, oof_preds: dict[in
     found = coverage_losses(oof, _read_json(postprocess)["after"])
     write_json(out, found)
     log.info("points lost: %s", ", ".join(f"{k} {g['points_lost']:.4f}" for k, g in found["groups"].items()))
+
+
+def tta_analysis_step(packed_train: str, folds_table: str, oof_preds: dict[int, str], models: dict[int, dict],
+                      batch_size: int, lock_dir: str, out: str, gpu_slots: int | None = None) -> None:
+    """results/analysis/tta.json: the out-of-fold images predicted again with each test-time view."""
+    from saltnet.evaluation.views import tta_gain
+    from saltnet.runtime.device import device_lease
+
+    oof = load_oof(packed_train, oof_preds, folds_table=pd.read_parquet(folds_table))
+    with device_lease(lock_dir, gpu_slots) as lease:
+        found = tta_gain(oof, models, lease.device, batch_size)
+    write_json(out, found)
+    log.info("views: %s", ", ".join(f"{k} {v['raw']:.4f}/{v['postprocessed']:.4f}" for k, v in found.items()))
+
+
+def snapshot_analysis_step(packed_train: str, folds_table: str, oof_preds: dict[int, str], stage: str,
+                           ks: list[int], lock_dir: str, out: str, gpu_slots: int | None = None) -> None:
+    """results/analysis/snapshots.json: the stage's final model against averages of its last snapshots."""
+    from saltnet.evaluation.views import snapshot_gain
+    from saltnet.runtime.device import device_lease
+
+    table = pd.read_parquet(folds_table)
+    train = load_packed(packed_train)
+    oof = load_oof(train, oof_preds, folds_table=table)
+    with device_lease(lock_dir, gpu_slots) as lease:
+        found = snapshot_gain(oof, train, table, lambda k: f"results/{stage}/fold{k}",
+                              lambda k: f"results/checkpoints/{stage}/fold{k}/snapshots", ks, lease.device)
+    write_json(out, {"stage": stage, **found})
+    log.info("snapshots: %s", ", ".join(f"{k} {v['raw']:.4f}/{v['postprocessed']:.4f}" for k, v in found.items()))

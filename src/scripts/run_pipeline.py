@@ -8,5 +8,5 @@ from saltnet.runtime.jobs import setup_logging
 
 setup_logging(snakemake.log[0])
 run_pipeline(Path(snakemake.input.config).parent, snakemake.params.snakefile, snakemake.params.targets,
-             snakemake.threads, snakemake.params.run_args, snakemake.output.record, snakemake.log[0],
+             snakemake.params.cores, snakemake.params.run_args, snakemake.output[0], snakemake.log[0],
              python=sys.executable)

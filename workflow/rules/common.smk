@@ -4,6 +4,7 @@ import tempfile
 from pathlib import Path
 
 from saltnet.config.resolve import ConfigError, config_files, resolve_config, run_folds
+from saltnet.data.kaggle import is_kaggle_download, kaggle_sources
 
 
 def stop(error):
@@ -16,6 +17,12 @@ def stop(error):
 # The run's config, the same from any working directory: the schema's defaults, then the config files
 # named with --configfile (with none: ./config.yaml if there is one, else the demo preset), then --config.
 # Snakemake's own merge is replaced, so that no file is ever merged under another.
+if "--target-jobs" not in sys.argv:  # the snakemake that runs the workflow, not one a cluster job starts
+    from saltnet.runtime.orphans import claim_workdir
+
+    for gone in claim_workdir():  # a snakemake killed here left its locks: the same command just runs again
+        print(f"Note: removed the locks left by snakemake pid {gone}, which is gone", file=sys.stderr)
+
 CONFIG_FILES = [str(path) for path in config_files(workflow.config_settings.configfiles)]
 try:
     _resolved = resolve_config(CONFIG_FILES, workflow.config_settings.config)
@@ -32,7 +39,12 @@ if "data_dir" not in config:  # the one key without a default: the presets for r
 FOLDS = run_folds(config["folds"])  # all folds.n, or the folds.run of a proxy
 DEMO = config["data_dir"] == "demo"  # the built-in synthetic data, made by rule make_demo_data
 DEMO_DIR = "results/demo_data"
-DATA_DIR = DEMO_DIR if DEMO else os.path.expanduser(config["data_dir"])  # ~ is the shell's, so expand it here
+DATA_SOURCE = os.path.expanduser(config["data_dir"])  # ~ is the shell's, so expand it here
+# A download as the Kaggle CLI delivers it (the zip, or its folder with train.zip and test.zip): rule
+# unpack_data unpacks it into results/data, never inside the user's folder.
+KAGGLE = not DEMO and is_kaggle_download(DATA_SOURCE)
+UNPACKED_DIR = "results/data"
+DATA_DIR = DEMO_DIR if DEMO else UNPACKED_DIR if KAGGLE else DATA_SOURCE
 # One lock folder per machine and user, not per working directory: two experiments run from different
 # directories on one GPU box must not both take GPU 0.
 LOCK_DIR = os.path.join(tempfile.gettempdir(), f"saltnet-gpu-locks-{os.getuid()}")
@@ -82,6 +94,8 @@ def get_data_files(wildcards):
     a mask, a new image) makes the next run pack again; the folder's own time stamp does not change."""
     if DEMO:
         return [DEMO_DIR]
+    if KAGGLE:
+        return [UNPACKED_DIR]
     return sorted(str(p) for p in Path(DATA_DIR).rglob("*") if p.is_file() and not p.name.startswith("."))
 
 
@@ -128,6 +142,31 @@ def fold_threads(wildcards):
     return config["fold_threads"]
 
 
+# SLURM account and partition of the GPU jobs, from the environment, so that no tracked file is edited:
+#   export SALTNET_SLURM_ACCOUNT=myaccount SALTNET_SLURM_PARTITION=gpu
+# (or `--set-resources`/`--default-resources slurm_account=... slurm_partition=...`, or your own profile).
+SLURM_RESOURCES = {
+    key: os.environ[name]
+    for key, name in (("slurm_account", "SALTNET_SLURM_ACCOUNT"), ("slurm_partition", "SALTNET_SLURM_PARTITION"))
+    if os.environ.get(name)
+}
+
+
+def check_placeholders():
+    """A profile copied with its placeholders left in (EDIT_ME...) stops before anything is submitted."""
+    given = workflow.resource_settings.default_resources
+    for arg in given.args if given else []:
+        key, _, value = arg.partition("=")
+        if "EDIT_ME" in value:
+            name = {"slurm_account": "SALTNET_SLURM_ACCOUNT", "slurm_partition": "SALTNET_SLURM_PARTITION"}.get(key)
+            how = f"export {name}=<yours>" if name else f"--default-resources {key}=<yours>"
+            raise ValueError(
+                f"resource {key}: still the placeholder {value} (from your profile's default-resources or "
+                f"--default-resources); set it without editing a tracked file: {how}, or write it in your own "
+                "profile (docs/cluster.md)"
+            )
+
+
 def gpu_mem_mb(wildcards, attempt):
     return 8000 * attempt
 
@@ -148,7 +187,7 @@ def check_config_paths():
         from saltnet.data.demo import check_demo_folder
 
         check_demo_folder(DEMO_DIR)  # never replace a folder the pipeline did not make
-    elif not os.path.isdir(DATA_DIR):
+    elif not KAGGLE and not os.path.isdir(DATA_DIR):
         hint = " (for the built-in demo data, set data_dir: demo)" if os.path.normpath(DATA_DIR) == DEMO_DIR else ""
         if not os.path.isabs(DATA_DIR):  # snakemake --directory changes the working directory
             hint += (
@@ -156,7 +195,7 @@ def check_config_paths():
                 f"working directory {os.getcwd()} (which snakemake --directory sets), so give an absolute path"
             )
         shown = DATA_DIR if DATA_DIR == config["data_dir"] else f"{DATA_DIR} (from {config['data_dir']!r})"
-        problem = "is not a folder" if os.path.exists(DATA_DIR) else "does not exist"
+        problem = "is a file, neither a folder nor a Kaggle zip" if os.path.exists(DATA_DIR) else "does not exist"
         raise ValueError(f"config key data_dir: folder {shown} {problem}{hint}")
 
 
@@ -185,8 +224,31 @@ def warn_odd_values():
         )
 
 
+def check_folds_against_data():
+    """folds.n against the number of training images, where they can be counted before any job (the demo's
+    n_train, or the PNGs of train/images); rule split_folds checks it again on the packed data."""
+    if KAGGLE:
+        return  # still zipped: rule split_folds checks it on the packed data
+    if DEMO:
+        n_images, where = config["demo"]["n_train"], "config key demo.n_train"
+    else:
+        images = Path(DATA_DIR) / "train" / "images"
+        if not images.is_dir():
+            return  # pack_data names what is missing
+        n_images = sum(1 for p in images.iterdir() if p.suffix.lower() == ".png")
+        where = f"{images}"
+    if n_images < config["folds"]["n"]:
+        raise ValueError(
+            f"config key folds.n: {config['folds']['n']} folds need at least as many training images, and "
+            f"{where} gives {n_images}; set folds.n to at most {max(n_images, 2)} "
+            f"(--config 'folds={{n: {max(min(n_images, 5), 2)}}}')"
+        )
+
+
 try:
+    check_placeholders()
     check_config_paths()
+    check_folds_against_data()
 except (ValueError, FileExistsError) as err:
     stop(err)
 warn_odd_values()

@@ -18,6 +18,26 @@ if DEMO:
             "../../src/scripts/make_demo_data.py"
 
 
+if KAGGLE:
+
+    localrules:
+        unpack_data,
+
+    rule unpack_data:
+        input:
+            kaggle_sources(DATA_SOURCE),
+        output:
+            directory(UNPACKED_DIR),
+        log:
+            "logs/unpack_data/unpack_data.log",
+        conda:
+            "../../envs/data.yaml"
+        params:
+            source=DATA_SOURCE,
+        script:
+            "../../src/scripts/unpack_data.py"
+
+
 rule pack_data:
     input:
         get_data_files,

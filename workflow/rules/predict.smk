@@ -15,6 +15,7 @@ rule predict_fold:
         "../../envs/train.yaml"
     threads: fold_threads
     resources:
+        **SLURM_RESOURCES,
         gpu=1,
         mem_mb=gpu_mem_mb,
         runtime=gpu_runtime(60),

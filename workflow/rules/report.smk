@@ -161,6 +161,7 @@ rule report_run:
         bench=bench_table,
         budget=get_budget,
         replan=get_finetune_budget,
+        analyses=lambda wildcards: ANALYSES + existing(COSTLY_ANALYSES),
     output:
         page=report(
             RUN_PAGE[0],
@@ -194,6 +195,7 @@ use rule report_run as report_run_partial with:
         bench=bench_table,
         budget=lambda wildcards: existing(get_budget(wildcards)),
         replan=lambda wildcards: existing(get_finetune_budget(wildcards)),
+        analyses=lambda wildcards: existing(ANALYSES + COSTLY_ANALYSES),
     output:
         page=report(
             "results/report/partial/run.html",

@@ -16,6 +16,7 @@ rule train_fold:
         "../../envs/train.yaml"
     threads: fold_threads
     resources:
+        **SLURM_RESOURCES,
         gpu=1,
         mem_mb=gpu_mem_mb,
         runtime=gpu_runtime(240),
@@ -60,6 +61,8 @@ rule plan_budget:
     conda:
         "../../envs/train.yaml"
     threads: all_cores  # nothing else runs while it times: the fold jobs' concurrency is simulated
+    resources:
+        **SLURM_RESOURCES,
     params:
         budget_minutes=config["budget_minutes"],
         model=config["model"],
@@ -86,5 +89,7 @@ rule replan_finetune:
     conda:
         "../../envs/train.yaml"
     threads: all_cores  # it times the steps again, as plan_budget does: nothing else may run meanwhile
+    resources:
+        **SLURM_RESOURCES,
     script:
         "../../src/scripts/replan_finetune.py"

@@ -27,7 +27,8 @@ def split_folds(ids: np.ndarray, masks: np.ndarray, n_folds: int, seed: int) -> 
     if n_folds < 2:
         raise ValueError(f"n_folds must be at least 2, got {n_folds}")
     if len(ids) < n_folds:
-        raise ValueError(f"cannot split {len(ids)} images into {n_folds} folds")
+        raise ValueError(f"config key folds.n: cannot split {len(ids)} training images into {n_folds} folds; "
+                         f"set folds.n to at most {len(ids)} (--config 'folds={{n: {min(len(ids), 5)}}}')")
     coverage, classes = coverage_class(masks)
     rng = np.random.default_rng(seed)
     fold = np.empty(len(ids), dtype=np.int64)

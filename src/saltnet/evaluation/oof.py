@@ -1,5 +1,5 @@
 """Out-of-fold predictions joined to the training images and masks they predict: one loader for the
-post-processing search, the CV score, the report and the ablation runner."""
+post-processing search, the CV score, the report, the analyses and the leaderboard of a sweep."""
 
 from __future__ import annotations
 

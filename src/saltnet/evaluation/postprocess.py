@@ -228,7 +228,8 @@ def choose_postprocess(probs: np.ndarray, masks: np.ndarray, threshold: float | 
 def raw_and_postprocessed(probs: np.ndarray, masks: np.ndarray) -> dict:
     """A variant's OOF score as rule postprocess reports it -> {"raw" (threshold 0.5), "postprocessed"
     (after the search), "setting" (the threshold, min_area and min_peak chosen)}; what the tools that
-    compare prediction variants on a finished run print (tools/tta_gain.py, tools/snapshot_gain.py)."""
+    compare prediction variants on a finished run report (saltnet.evaluation.views: rules analysis_tta and
+    analysis_snapshots)."""
     chosen = choose_postprocess(probs, masks)
     return {"raw": chosen["before"]["oof_map_iou"], "postprocessed": chosen["after"]["oof_map_iou"],
             "setting": {k: chosen["after"][k] for k in ("threshold", "min_area", "min_peak")}}

@@ -73,7 +73,8 @@ def run_record(folder: str | Path, variant: str, seed: int | None, baseline_conf
         row[f"{stage}_epochs_planned"], row[f"{stage}_epochs_real"] = _stage_epochs(results, stage, folds)
     row.update({
         "wall_min": round(sweep["wall_s"] / 60, 2) if "wall_s" in sweep else None,
-        "resumed": sweep.get("resumed"), "cpu": machine.get("cpu"), "isa": machine.get("isa"),
+        "resumed": sweep.get("resumed"), "cpu": machine.get("cpu"), "cores": machine.get("cores"),
+        "isa": machine.get("isa"),
         "torch_isa": first.get("cpu_capability"), "precision": first.get("precision"),
         "gpu": machine.get("gpu"), "commit": info.get("git_commit"), "run_dir": str(folder),
         "command": sweep.get("command"),
@@ -103,18 +104,32 @@ def image_scores_of(folder: str | Path) -> pd.DataFrame:
                          "score": image_scores(oof.probs.astype(np.float32) > 0.5, oof.truth)})
 
 
-def _paired(table: pd.DataFrame, variant: str, baseline: str, column: str) -> list[float]:
-    """variant - baseline of per-fold `column` scores, one value per (seed, fold) both ran."""
-    diffs = []
+def _same_seed(table: pd.DataFrame, seed) -> pd.Series:
+    return table.seed.isna() if pd.isna(seed) else table.seed == seed
+
+
+def _paired(table: pd.DataFrame, scores: dict, variant: str, baseline: str, column: str) -> tuple[list[float], int]:
+    """variant - baseline of per-fold `column` scores, one value per (seed, fold) both ran on the same
+    images (scores: {(variant, seed): image_scores_of}); and how many (seed, fold) pairs held other images
+    (another split: not compared)."""
+    diffs, unpaired = [], 0
     for seed, mine in table[table.variant == variant].groupby("seed", dropna=False):
-        base = table[(table.variant == baseline) & ((table.seed == seed) | (table.seed.isna() & pd.isna(seed)))]
+        base = table[(table.variant == baseline) & _same_seed(table, seed)]
         if base.empty:
             continue
+        seed = None if pd.isna(seed) else seed
         for col in [c for c in table.columns if c.startswith("fold") and c.endswith(f"_{column}")]:
             a, b = mine[col].iloc[0], base[col].iloc[0]
-            if pd.notna(a) and pd.notna(b):
-                diffs.append(float(a - b))
-    return diffs
+            if pd.isna(a) or pd.isna(b):
+                continue
+            fold = int(col.removeprefix("fold").split("_")[0])
+            ids = [set(s.id[s.fold == fold]) for s in (scores.get((variant, seed)), scores.get((baseline, seed)))
+                   if s is not None]
+            if len(ids) == 2 and ids[0] != ids[1]:
+                unpaired += 1
+                continue
+            diffs.append(float(a - b))
+    return diffs, unpaired
 
 
 def _sd(values: list[float]) -> float:
@@ -129,7 +144,7 @@ def variant_gains(table: pd.DataFrame, runs: list[dict], baseline: str) -> pd.Da
     for variant in dict.fromkeys(table.variant):
         if variant == baseline:
             continue
-        raw, pp = _paired(table, variant, baseline, "raw"), _paired(table, variant, baseline, "pp")
+        (raw, unpaired), (pp, _) = (_paired(table, scores, variant, baseline, c) for c in ("raw", "pp"))
         per_image = []
         for (name, seed), mine in scores.items():
             if name == variant and (baseline, seed) in scores:
@@ -140,17 +155,22 @@ def variant_gains(table: pd.DataFrame, runs: list[dict], baseline: str) -> pd.Da
         se = _sd(raw) / math.sqrt(len(raw)) if len(raw) > 1 else math.nan
         delta = float(np.mean(raw)) if raw else math.nan
         noise = np.nanmax([se, image_se]) if not (math.isnan(se) and math.isnan(image_se)) else math.nan
-        verdict = "noise" if math.isnan(noise) or abs(delta) <= 2 * noise else ("gain" if delta > 0 else "loss")
+        if math.isnan(delta):
+            verdict = "not paired" if unpaired else "no pairs"
+        elif math.isnan(noise) or abs(delta) <= 2 * noise:
+            verdict = "noise"
+        else:
+            verdict = "gain" if delta > 0 else "loss"
         mine, base = table[table.variant == variant], table[table.variant == baseline]
         rows.append({
-            "variant": variant, "changed": mine.changed.iloc[0], "pairs": len(raw),
+            "variant": variant, "changed": mine.changed.iloc[0], "pairs": len(raw), "unpaired": unpaired,
             "delta_raw": delta, "sd_raw": _sd(raw), "se_raw": se, "image_se_raw": image_se,
             "delta_pp": float(np.mean(pp)) if pp else math.nan, "sd_pp": _sd(pp),
             "delta_pp_heldout": float(mine.oof_pp_heldout.mean() - base.oof_pp_heldout.mean()),
             "delta_wall_min": float(mine.wall_min.mean() - base.wall_min.mean()),
             "verdict": verdict, "raw_pairs": " ".join(f"{d:+.4f}" for d in raw),
         })
-    return pd.DataFrame(rows, columns=["variant", "changed", "pairs", "delta_raw", "sd_raw", "se_raw",
+    return pd.DataFrame(rows, columns=["variant", "changed", "pairs", "unpaired", "delta_raw", "sd_raw", "se_raw",
                                        "image_se_raw", "delta_pp", "sd_pp", "delta_pp_heldout", "delta_wall_min",
                                        "verdict", "raw_pairs"])
 

@@ -17,6 +17,10 @@ from saltnet.runtime.atomic import write_text
 
 __all__ = ["plot_leaderboard", "losses_table", "leaderboard_page", "save_plot"]
 
+class Markup(str):
+    """A cell that is HTML made here (a link), not text to escape."""
+
+
 _STYLE = ("body{font-family:sans-serif;margin:1.5em;color:#222;max-width:1400px}"
           "table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.2em .6em;"
           "text-align:right;font-size:88%}th{background:#eee}td.t{text-align:left}.gain{color:#1a7f37}"
@@ -27,7 +31,9 @@ def _fmt(value, digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     if isinstance(value, (float, np.floating)):
-        return f"{value:+.{digits}f}" if digits < 0 else f"{value:.{digits}f}"
+        return f"{value:.{digits}f}"
+    if isinstance(value, Markup):
+        return str(value)
     return html.escape(str(value))
 
 
@@ -63,7 +69,8 @@ def plot_leaderboard(table: pd.DataFrame, gains: pd.DataFrame, baseline: str):
     left.legend(fontsize=8)
     left.grid(alpha=0.3)
     for i, row in gains.reset_index(drop=True).iterrows():
-        noise = np.nanmax([row.se_raw, row.image_se_raw]) if not (np.isnan(row.se_raw) and np.isnan(row.image_se_raw)) else 0
+        spreads = [v for v in (row.se_raw, row.image_se_raw) if not np.isnan(v)]
+        noise = max(spreads) if spreads else 0.0
         right.bar(i, row.delta_raw, color=colors[row.variant], alpha=0.5)
         right.errorbar(i, row.delta_raw, yerr=2 * noise, color="k", capsize=4)
         pairs = [float(v) for v in str(row.raw_pairs).split()] if isinstance(row.raw_pairs, str) else []
@@ -86,14 +93,18 @@ def losses_table(runs: list[dict]) -> pd.DataFrame:
             rows.append({"variant": run["variant"], **{k: g["points_lost"] for k, g in groups.items()}})
     if not rows:
         return pd.DataFrame()
-    return pd.DataFrame(rows).groupby("variant", sort=False).mean().reset_index()
+    table = pd.DataFrame(rows).groupby("variant", sort=False).mean().reset_index()
+    bands = sorted((c for c in table.columns if c.startswith("salt (")), key=lambda c: float(c[6:].split("%")[0]))
+    rest = [c for c in table.columns if c not in ("variant", "empty", *bands)]
+    return table[["variant", *(["empty"] if "empty" in table else []), *bands, *rest]]
 
 
 def _run_link(folder: Path, page_dir: Path) -> str:
     """The run folder, linked to its run page where it has one (the pipeline's report target)."""
     page = folder / "results/report/run/run.html"
     if page.exists() and folder.resolve().is_relative_to(page_dir.resolve()):
-        return f'<a href="{html.escape(str(page.resolve().relative_to(page_dir.resolve())))}">{html.escape(str(folder))}</a>'
+        href = html.escape(str(page.resolve().relative_to(page_dir.resolve())))
+        return Markup(f'<a href="{href}">{html.escape(str(folder))}</a>')
     return str(folder)
 
 
@@ -111,7 +122,9 @@ def leaderboard_page(out: str | Path, figure: str | Path, experiment: str, descr
     commits = sorted({str(c) for c in table.commit})
     shown = table.drop(columns=["command"]).copy()
     shown["run_dir"] = [_run_link(Path(d), Path(out).parent) for d in table.run_dir]
-    runs_html = _table(shown).replace("&lt;a href=", "<a href=")  # the links only
+    runs_html = _table(shown)
+    gains_html = _table(gains.drop(columns=["raw_pairs"]), digits={"delta_wall_min": 1},
+                        signed=("delta_raw", "delta_pp", "delta_pp_heldout", "delta_wall_min"))
     body = f"""<h1>Leaderboard: {html.escape(experiment)}</h1>
 <p>{html.escape(description)}</p>
 <p>Command: <code>{html.escape(command)}</code>. Baseline: <b>{html.escape(baseline)}</b>.
@@ -120,12 +133,12 @@ Machines: {html.escape('; '.join(machines))}. Commits: {html.escape(', '.join(co
 <p>Mean over each variant's seeds (sd: their standard deviation). raw: OOF score at threshold 0.5;
 pp: post-processed with the setting searched on the images scored (optimistic); pp_heldout: the setting
 chosen on the other folds (a one-fold run: the other half of its images), the honest one.</p>
-{_table(summary)}
+{_table(summary, digits={"wall_min": 1})}
 <h2>Gain over {html.escape(baseline)}</h2>
 <p>Paired on the same images: the difference per (seed, fold), its sd over those pairs and se = sd/&radic;pairs;
 image_se: the standard error over the images' score differences. verdict: gain or loss where |delta_raw| is
 more than twice the larger of se and image_se, else noise.</p>
-{_table(gains.drop(columns=["raw_pairs"]), signed=("delta_raw", "delta_pp", "delta_pp_heldout", "delta_wall_min"))}
+{gains_html}
 {_image(Path(figure))}
 <h2>Points lost by image group</h2>
 <p>Of the post-processed OOF score, the points each group of images loses (mean over seeds;

@@ -17,6 +17,7 @@ before anything runs) and expands it into runs: one per variant and seed, each a
       finetune.lr: [5.0e-4, 2.0e-3]
     baseline: base                   # the variant the others are compared with (default: base, the
                                      # base preset with the proxy and nothing changed, always run)
+    analyses: [tta]                  # optional, costly: tta (test-time views), snapshots (needs snapshots: 2+)
 
 Imports only yaml (and saltnet.config.resolve): the sweep Snakefile calls it on every dry run.
 """
@@ -36,7 +37,8 @@ from saltnet.config.resolve import ConfigError, merge_config, preset_path, resol
 __all__ = ["BASE", "Experiment", "Run", "load_experiment", "nest", "flatten", "config_differences"]
 
 BASE = "base"
-KEYS = {"description", "base", "proxy", "seeds", "seed_keys", "variants", "vary", "baseline", "data_dir"}
+KEYS = {"description", "base", "proxy", "seeds", "seed_keys", "variants", "vary", "baseline", "data_dir", "analyses"}
+ANALYSES = ("tta", "snapshots")  # costly analyses a run makes only when asked (workflow/rules/analysis.smk)
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
@@ -59,6 +61,12 @@ class Experiment:
     variants: dict[str, dict]  # name -> the config entries it changes (over base and proxy)
     seeds: list
     runs: list[Run]
+    analyses: list[str] = field(default_factory=list)
+
+    def run_outputs(self) -> list[str]:
+        """What each run must end with, relative to its folder: scores, provenance, analyses."""
+        return ["results/cv_score.json", "results/run_info.json", "results/analysis/postprocess.json",
+                "results/analysis/losses.json", *(f"results/analysis/{name}.json" for name in self.analyses)]
 
     def runs_of(self, variant: str) -> list[Run]:
         return [run for run in self.runs if run.variant == variant]
@@ -118,7 +126,7 @@ def _variants(path: Path, raw: dict) -> dict[str, dict]:
     for key, values in vary.items():
         if not isinstance(values, list) or not values:
             _fail(path, f"vary key {key}: write a list of values, e.g. {key}: [0.1, 0.3]")
-    for combo in itertools.product(*vary.values()):
+    for combo in itertools.product(*vary.values()) if vary else ():
         entries, names = {}, []
         for key, value in zip(vary, combo):
             merge_config(entries, nest(key, value))
@@ -134,8 +142,11 @@ def _variants(path: Path, raw: dict) -> dict[str, dict]:
 
 
 def _seeds(path: Path, raw: dict) -> tuple[list, list[str]]:
-    seeds = raw.get("seeds", [None])
-    if not isinstance(seeds, list) or not seeds or not all(s is None or (isinstance(s, int) and s >= 0) for s in seeds):
+    if "seeds" not in raw:
+        return [None], ["seed"]  # each variant once, at the base's own seed
+    seeds = raw["seeds"]
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
+                                                           for s in seeds):
         _fail(path, f"key seeds: write a list of integers at least 0, e.g. seeds: [42, 43], not {seeds!r}")
     if len(set(seeds)) != len(seeds):
         _fail(path, f"key seeds: {seeds} names a seed twice")
@@ -174,6 +185,10 @@ def load_experiment(path: str | Path, data_dir: str | None = None, runs_dir: str
     if baseline not in variants:
         _fail(path, f"key baseline: {baseline!r} is not a variant (variants: {', '.join(variants)})")
     seeds, seed_keys = _seeds(path, raw)
+    analyses = raw.get("analyses", [])
+    if not isinstance(analyses, list) or not set(analyses) <= set(ANALYSES):
+        _fail(path, f"key analyses: a list of {', '.join(ANALYSES)} (the costly analyses each run makes), "
+                    f"not {analyses!r}")
     data_dir = data_dir or raw.get("data_dir") or base.get("data_dir")
     if data_dir is None:
         _fail(path, "data_dir: not set; give it in the experiment file or as --config data_dir=/path/to/tgs")
@@ -186,11 +201,14 @@ def load_experiment(path: str | Path, data_dir: str | None = None, runs_dir: str
             for key in seed_keys if seed is not None else ():
                 merge_config(config, nest(key, seed))
             config["data_dir"] = data_dir
+            where = f"variant {variant}" + (f", seed {seed}" if seed is not None else "")
             try:
-                resolve_config([], config)
+                resolved = resolve_config([], config)
             except ConfigError as err:
-                where = f"variant {variant}" + (f", seed {seed}" if seed is not None else "")
                 raise ConfigError(f"experiment {path}, {where}: {err}") from None
+            if "snapshots" in analyses and resolved["snapshots"] < 2:
+                _fail(path, f"{where}: analyses snapshots needs config key snapshots of at least 2 (the run keeps "
+                            f"that many last epochs), it is {resolved['snapshots']}; add snapshots: 3 to the proxy")
             folder = f"{runs_dir}/{name}/{variant}" + (f"/seed{seed}" if seed is not None else "")
             runs.append(Run(variant, seed, folder, config))
-    return Experiment(name, path, str(raw.get("description", "")), baseline, variants, seeds, runs)
+    return Experiment(name, path, str(raw.get("description", "")), baseline, variants, seeds, runs, list(analyses))

@@ -110,15 +110,39 @@ def _budget_section(budget: str | Path | None, folds: pd.DataFrame, replan: str 
 
 
 def _provenance(info: dict) -> str:
-    facts = {"git commit": info.get("git_commit"), "python": info.get("python"),
+    machine = info.get("machine") or {}
+    facts = {"git commit": info.get("git_commit"), "CPU": machine.get("cpu"), "CPU vector ISA": machine.get("isa"),
+             "cores": machine.get("cores"), "GPU": machine.get("gpu"), "python": info.get("python"),
              "platform": info.get("platform"), "CUDA available": info.get("cuda_available")}
     packages = pd.DataFrame(sorted((info.get("packages") or {}).items()), columns=["package", "version"])
     return _table(pd.DataFrame(list(facts.items()), columns=["", "value"])) + _table(packages)
 
 
+def _analysis_section(paths: list[str | Path]) -> str:
+    """The analyses of results/analysis/ that exist, each as a table."""
+    parts = []
+    for path in map(Path, paths):
+        if not path.is_file():
+            continue
+        found = json.loads(path.read_text())
+        if path.stem == "postprocess":
+            frame = pd.DataFrame([{k: found[k] for k in ("n_images", "raw", "in_sample", "held_out", "optimism")}])
+            about = ("post-processing chosen on the images it scores (in_sample, what cv_score reports) and on "
+                     "the other folds' images (held_out)")
+        elif path.stem == "losses":
+            frame = pd.DataFrame([{"group": k, **g} for k, g in found["groups"].items()])
+            about = "points of the post-processed OOF score lost by each group of images"
+        else:
+            frame = pd.DataFrame([{"variant": k, **{c: v.get(c) for c in ("raw", "postprocessed", "seconds")}}
+                                  for k, v in found.items() if isinstance(v, dict) and "raw" in v])
+            about = "the out-of-fold images predicted again: raw (threshold 0.5) and post-processed scores"
+        parts.append(f"<h3>{html.escape(path.name)}</h3><p>{about}</p>{_table(frame)}")
+    return "".join(parts) or "<p>none made (results/analysis/).</p>"
+
+
 def run_page(run_info: dict, folds: pd.DataFrame, jobs: pd.DataFrame, missing: list[str],
              bench: str | Path | None = None, budget: str | Path | None = None,
-             replan: str | Path | None = None) -> str:
+             replan: str | Path | None = None, analyses: list[str | Path] = ()) -> str:
     """The page as one self-contained HTML document (tables and the config as YAML)."""
     if missing:
         items = "".join(f"<li>{html.escape(m)}</li>" for m in missing)
@@ -132,6 +156,7 @@ def run_page(run_info: dict, folds: pd.DataFrame, jobs: pd.DataFrame, missing: l
             f"<h2>Folds: device, precision, threads, time</h2>{_table(folds)}"
             f"<h2>Time budget (results/budget.json)</h2>{_budget_section(budget, folds, replan)}"
             f"<h2>Jobs: time and memory (benchmarks/)</h2>{_table(jobs)}"
+            f"<h2>Analyses (results/analysis/)</h2>{_analysis_section(analyses)}"
             f"<h2>Benchmark (results/bench.json)</h2>{_bench_section(bench)}"
             f"<h2>Code and packages</h2>{_provenance(run_info)}"
             f"<h2>Config</h2><pre>{config}</pre></body></html>\n")
@@ -154,13 +179,13 @@ def plot_job_times(jobs: pd.DataFrame):
 def run_report(run_info: str | Path, runs: dict[str, dict[int, str]], benchmarks: list[str | Path],
                expected: dict[str, str], out_html: str | Path, out_times: str | Path,
                bench: str | Path | None = None, budget: str | Path | None = None,
-               replan: str | Path | None = None) -> list[str]:
+               replan: str | Path | None = None, analyses: list[str | Path] = ()) -> list[str]:
     """Write the run page and the job-times PNG from what exists (runs: {stage: {fold: run.json}},
     benchmarks: Snakemake benchmark files, expected: {what: path}, budget: budget.json or None, replan:
-    budget_finetune.json or None);
+    budget_finetune.json or None, analyses: results/analysis/*.json);
     returns the missing outputs."""
     info = json.loads(Path(run_info).read_text())
     jobs, missing = read_benchmarks(benchmarks), missing_outputs(expected)
-    write_text(out_html, run_page(info, fold_runs(runs), jobs, missing, bench, budget, replan))
+    write_text(out_html, run_page(info, fold_runs(runs), jobs, missing, bench, budget, replan, analyses))
     save_figure(plot_job_times(jobs), out_times)
     return missing

@@ -8,8 +8,10 @@ The finished file gets the mode a plain open() would give it (0o666 less the uma
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import shutil
 import tempfile
 import zipfile
 from pathlib import Path
@@ -18,7 +20,17 @@ from typing import Iterable, Iterator
 import numpy as np
 import pandas as pd
 
-__all__ = ["atomic_path", "write_json", "write_parquet", "write_npz", "write_npz_chunked", "write_text"]
+__all__ = ["DiskFullError", "atomic_path", "write_json", "write_parquet", "write_npz", "write_npz_chunked",
+           "write_text"]
+
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+class DiskFullError(OSError):
+    """An output could not be written for want of space; the message names the folder and what is free."""
+
+    def __str__(self) -> str:
+        return self.strerror
 
 
 def _umask() -> int:
@@ -48,6 +60,17 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # the writer may have replaced the file; chmod what is there now
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:
+        # torch.save reports a failed write as RuntimeError without an errno: a full disk if little is free
+        full = err.errno in _FULL if isinstance(err, OSError) else shutil.disk_usage(path.parent).free < 2**24
+        if not full:
+            raise
+        tmp.unlink(missing_ok=True)
+        free = shutil.disk_usage(path.parent).free / 2**20
+        code = err.errno if isinstance(err, OSError) and err.errno else errno.ENOSPC
+        raise DiskFullError(code, f"{path.parent}: no space left to write {path.name} ({free:.1f} MB free "
+                                  f"there; {os.strerror(code)}); nothing was written. Free space in that folder, "
+                                  "then run the same command again") from None
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -11,6 +11,9 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from saltnet.runtime.atomic import DiskFullError
+from saltnet.runtime.orphans import watch_snakemake
+
 __all__ = ["setup_logging", "set_threads", "provenance", "machine"]
 
 _PACKAGES = ["saltnet", "torch", "torchvision", "fastai", "pretrainedmodels", "numpy", "pandas", "pyarrow",
@@ -33,6 +36,7 @@ def setup_logging(log_file: str | Path | None = None) -> None:
     """
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     attempt, earlier = 1, ""
+    _state["log_file"] = str(log_file) if log_file else None
     if log_file:
         earlier = _unfinished_attempts(_kept_path(Path(log_file)))
         attempt = earlier.count(_ATTEMPT) + 1
@@ -40,6 +44,7 @@ def setup_logging(log_file: str | Path | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         handlers=handlers, force=True)
     sys.excepthook = _log_uncaught
+    watch_snakemake()  # a job whose snakemake was killed stops, so that the next run resumes it alone
     if not _state["at_exit"]:
         atexit.register(_log_finished)
         _state["at_exit"] = True
@@ -80,10 +85,26 @@ def _log_file_handlers(log_file: Path, earlier: str) -> list[logging.Handler]:
     return [logging.FileHandler(log_file, mode="a")]
 
 
+# Errors a user causes (a bad file, folder or value): their message names what to change, so the terminal
+# gets that message alone; the traceback still goes to the job's log file.
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
+               DiskFullError)
+
+
 def _log_uncaught(exc_type, exc, tb) -> None:
-    """Put the error that ends a job into its log too, with the traceback; the message comes last."""
+    """Put the error that ends a job into its log, with the traceback; on the terminal a user's error is
+    one line, 'Error: <message>' (then where the log is), and any other error the full traceback."""
     _state["failed"] = True
-    logging.getLogger("saltnet").critical("job failed", exc_info=(exc_type, exc, tb))
+    short = issubclass(exc_type, USER_ERRORS)
+    record = logging.getLogger("saltnet").makeRecord("saltnet", logging.CRITICAL, __file__, 0, "job failed", (),
+                                                     (exc_type, exc, tb))
+    for handler in logging.getLogger().handlers:
+        if short and not isinstance(handler, logging.FileHandler):
+            continue  # the terminal: the message alone, below
+        handler.handle(record)
+    if short:
+        where = f" (traceback: {_state['log_file']})" if _state.get("log_file") else ""
+        print(f"Error: {exc}{where}", file=sys.stderr, flush=True)
 
 
 def _log_finished() -> None:
@@ -146,7 +167,8 @@ def machine() -> dict:
             fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    model, flags = fields.get("model name") or platform.processor() or platform.machine(), set(fields.get("flags", "").split())
+    model = fields.get("model name") or platform.processor() or platform.machine()
+    flags = set(fields.get("flags", "").split())
     isa = next((name for flag, name in (("amx_bf16", "AMX"), ("avx512f", "AVX-512"), ("avx2", "AVX2"))
                 if flag in flags), None)
     gpu = None

@@ -180,7 +180,7 @@ def _plain(hypers) -> dict:
 class Snapshots(Callback):
     """After each of the last `keep` epochs, the model's weights to folder/epoch{e}.pth (e from 1): the
     snapshots a weight average (SWA) or a snapshot ensemble can be built from after the run
-    (tools/snapshot_gain.py measures both on the out-of-fold images)."""
+    (rule analysis_snapshots (results/analysis/snapshots.json) measures both on the out-of-fold images)."""
 
     order = BestModel.order + 1
 

@@ -8,7 +8,8 @@ Garipov, Vetrov, Wilson, "Averaging Weights Leads to Wider Optima and Better Gen
 again on the training images (torch.optim.swa_utils.update_bn). The alternative, averaging
 the snapshots' predictions (a snapshot ensemble: Huang et al., "Snapshot Ensembles: Train 1, get M
 for free", ICLR 2017; the 4th place, SeuTao/TGS-Salt-Identification, ensembled cyclic-LR snapshots),
-costs one prediction per snapshot. tools/snapshot_gain.py measures both on a run's out-of-fold images.
+costs one prediction per snapshot. Rule analysis_snapshots (results/analysis/snapshots.json) measures both
+on a run's out-of-fold images.
 """
 
 from __future__ import annotations
