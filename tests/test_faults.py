@@ -187,7 +187,8 @@ def test_killing_snakemake_itself_then_the_same_command_resumes(tmp_path):
     """SIGKILL to `snakemake` in the middle of training (no handler runs: its jobs are orphaned, its locks
     stay): the jobs stop by themselves, and the same command, run again with no clean-up, resumes the
     folds from their checkpoints and finishes."""
-    write_config(tmp_path, train={**TINY_CONFIG["train"], "epochs": 6}, checkpoint_minutes=0)
+    # enough epochs (tenths of a second each here) that the kill comes in the middle of training
+    write_config(tmp_path, train={**TINY_CONFIG["train"], "epochs": 40}, checkpoint_minutes=0)
     cmd = [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--cores", "2",
            "--set-threads", "train_fold=1", "finetune_fold=1", "predict_fold=1", "--", *DAG_TARGETS]
     require_marker("snakemake")
@@ -205,6 +206,7 @@ def test_killing_snakemake_itself_then_the_same_command_resumes(tmp_path):
         time.sleep(0.5)
     assert not job_processes(tmp_path)
     assert not (tmp_path / "results/train/fold0/model.pth").exists()
+    assert "snakemake (pid " in (tmp_path / "logs/train_fold/fold0.log").read_text()  # it saw and stopped
 
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-4000:]
