@@ -115,6 +115,16 @@ def finished_run(tmp_path_factory) -> Path:
     return workdir
 
 
+@pytest.fixture(scope="session")
+def small_data(tmp_path_factory) -> Path:
+    """A small valid data folder in the competition's layout (12 training, 4 test images); read only."""
+    from saltnet.data.demo import make_demo_data
+
+    folder = tmp_path_factory.mktemp("data") / "tgs"
+    make_demo_data(folder, n_train=12, n_test=4, seed=0)
+    return folder
+
+
 @pytest.fixture
 def tiny_workdir(tmp_path: Path) -> Path:
     """A work directory holding the tiny config."""

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from conftest import run_snakemake, write_config
-from saltnet.data.demo import make_demo_data
 from saltnet.data.kaggle import is_kaggle_download, unpack_kaggle
 from saltnet.data.pack import DataError, load_packed, pack_competition
 
@@ -37,10 +36,8 @@ def kaggle_zip(root: Path, out: Path, drop: str | None = None, prefix: str = "")
 
 
 @pytest.fixture(scope="module")
-def layout(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("kaggle") / "data"
-    make_demo_data(root, n_train=12, n_test=4, seed=3)
-    return root
+def layout(small_data) -> Path:
+    return small_data
 
 
 def same_arrays(a: Path, b: Path) -> None:

@@ -61,12 +61,8 @@ def checkout(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    from saltnet.data.demo import make_demo_data
-
-    folder = tmp_path_factory.mktemp("data") / "tgs"
-    make_demo_data(folder, n_train=12, n_test=4, seed=0)
-    return folder
+def data_dir(small_data) -> Path:
+    return small_data
 
 
 def resolve_in(cwd: Path, workdir: Path | None, snakefile: Path, preset: Path, data_dir: Path) -> tuple[dict, str]:

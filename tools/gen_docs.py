@@ -10,7 +10,6 @@ kept in docs/data/sweeps/<experiment>/. tests/test_docs.py fails when they are s
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
@@ -94,8 +93,9 @@ def keep_sweep(folder: Path) -> Path:
         raise SystemExit(f"{folder}: no {missing[0]}; run the sweep to its end first (workflow/sweep.smk)")
     target = SWEEPS / folder.name
     target.mkdir(parents=True, exist_ok=True)
-    for name in SWEEP_FILES:
-        shutil.copyfile(folder / name, target / name)
+    for name in SWEEP_FILES:  # paths inside this checkout written relative to it: the docs read the same anywhere
+        text = (folder / name).read_text().replace(str(REPO) + "/", "")
+        (target / name).write_text(text)
     return target
 
 
@@ -120,7 +120,6 @@ def _sweep_section(folder: Path) -> list[str]:
     cpus = sorted({f"{r.cpu}, {r.cores} cores ({r.isa}; torch {r.torch_isa}, {r.precision})"
                    for r in table.itertuples()})
     commit = lambda c: str(c)[:7] + ("-dirty" if str(c).endswith("-dirty") else "")  # noqa: E731
-    command = command.replace(str(REPO) + "/", "").replace(str(REPO), ".")
     lines = [f"## {folder.name}", "",
              f"Experiment file `experiments/{folder.name}.yaml`; run with "
              f"`snakemake -s workflow/sweep.smk --cores 2 --config experiment=experiments/{folder.name}.yaml "
