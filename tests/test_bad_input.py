@@ -421,6 +421,7 @@ CONFIG_CASES = {
                             ["config key predict.shifts.1.1: 80 is greater than the maximum of 50"]),
     "TTA shift not a pair": ({"predict": {"batch_size": 16, "tta": True, "shifts": [[8]]}},
                              ["config key predict.shifts.0: [8] is too short"]),
+    "no space after a colon": ({"folds": {"n:3": None}}, ["YAML needs a space after each colon: write {n: 20}"]),
     "more folds than images": ({"folds": {"n": 30, "seed": 0}},
                                ["config key folds.n: 30 folds need at least as many training images",
                                 "demo.n_train gives 24", "set folds.n to at most 24"]),

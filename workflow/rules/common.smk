@@ -90,13 +90,31 @@ except ValueError as err:
 
 
 def get_data_files(wildcards):
-    """Input of pack_data: every file of the data folder, so an edited, added or removed file (train.csv,
-    a mask, a new image) makes the next run pack again; the folder's own time stamp does not change."""
+    """Input of pack_data: the data folder's tables (its images are in data_stamp(): listing thousands of
+    PNGs as inputs would flood the terminal with their names when the job fails)."""
     if DEMO:
         return [DEMO_DIR]
     if KAGGLE:
         return [UNPACKED_DIR]
-    return sorted(str(p) for p in Path(DATA_DIR).rglob("*") if p.is_file() and not p.name.startswith("."))
+    return [str(Path(DATA_DIR) / name) for name in DATA_TABLES if (Path(DATA_DIR) / name).is_file()]
+
+
+DATA_TABLES = ("train.csv", "sample_submission.csv", "depths.csv")
+
+
+def data_stamp():
+    """A digest of every file of a user's data folder (path, size, modification time): a param of pack_data,
+    so that an edited, added or removed file (a mask, a new image) makes the next run pack again."""
+    import hashlib
+
+    if DEMO or KAGGLE or not os.path.isdir(DATA_DIR):
+        return None
+    digest = hashlib.sha1()
+    for path in sorted(p for p in Path(DATA_DIR).rglob("*") if p.is_file() and not p.name.startswith(".")):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(DATA_DIR)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
 
 
 def get_encoder_weights(wildcards):

@@ -198,7 +198,10 @@ def _error_line(error, schema: dict) -> str:
         allowed = sorted(resolve_ref(error.schema, schema).get("properties", {}))
         unknown = ", ".join(sorted(set(error.instance) - set(allowed)))
         where = f"in {path}: " if path else ""
-        return f"config key {where}{unknown}: unknown (known keys: {', '.join(allowed)})"
+        hint = ""
+        if any(":" in str(key) for key in set(error.instance) - set(allowed)):  # YAML's {n:20} is one key 'n:20'
+            hint = "; YAML needs a space after each colon: write {n: 20}, not {n:20}"
+        return f"config key {where}{unknown}: unknown (known keys: {', '.join(allowed)}){hint}"
     if error.validator == "required":
         missing = error.message.split("'")[1]
         key = f"{path}.{missing}" if path else missing
