@@ -223,3 +223,29 @@ def test_keep_going_then_a_plain_rerun_resubmits_only_the_failed_fold(tmp_path, 
     print(f"fold 1 resumed from epoch {resumed}")
     assert resumed >= 1
     assert pd.read_parquet(tmp_path / "results/train/fold1/history.parquet")["epoch"].tolist() == list(range(epochs))
+
+
+@pytest.mark.snakemake
+def test_a_sweep_sends_its_runs_jobs_to_slurm_side_by_side(tmp_path, slurm_env):
+    """A sweep with the tracked profile as its runs' run_args: each run's GPU jobs are SLURM jobs, two runs
+    at once (parallel_runs), and the leaderboard follows."""
+    from conftest import TINY_CONFIG
+
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump({**TINY_CONFIG, "checkpoint_minutes": 5}))
+    exp = tmp_path / "slurm_sweep.yaml"
+    exp.write_text(yaml.safe_dump({"base": str(tmp_path / "tiny.yaml"), "data_dir": "demo", "seeds": [1],
+                                   "proxy": {"folds": {"run": [1]}, "fold_threads": 1},
+                                   "vary": {"train.lr": [3e-3]}}))
+    before = last_job_id(slurm_env)
+    run_args = f"--profile {PROFILE.parent} --slurm-status-command squeue --slurm-init-seconds-before-status-checks 5"
+    run([str(SNAKEMAKE), "-s", str(REPO / "workflow/sweep.smk"), "--directory", str(tmp_path), "--cores", "2",
+         "--config", f"experiment={exp}", "parallel_runs=2", f"run_args={run_args}"], slurm_env, timeout=900)
+    jobs = slurm_jobs(slurm_env, before)
+    assert sorted(job["rule"] for job in jobs) == sorted(["train_fold", "finetune_fold", "predict_fold"] * 2)
+    assert all(job["Account"] == "saltnet" and job["Partition"] == "gpu" for job in jobs)
+    folders = {Path(job["WorkDir"]).relative_to(tmp_path / "runs/slurm_sweep").as_posix() for job in jobs}
+    assert folders == {"base/seed1", "train.lr-0.003/seed1"}
+    starts = sorted((job["StartTime"], job["rule"]) for job in jobs if job["rule"] == "train_fold")
+    ends = sorted(job["EndTime"] for job in jobs if job["rule"] == "train_fold")
+    assert starts[1][0] <= ends[0], "the two runs' first stages did not overlap"
+    assert len(pd.read_csv(tmp_path / "runs/slurm_sweep/leaderboard.csv")) == 2
