@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import DAG_TARGETS, REPO, SNAKEMAKE, run_snakemake, write_config
+from conftest import DAG_TARGETS, REPO, SNAKEMAKE, TINY_CONFIG, run_snakemake, write_config
 from saltnet.data.rle import rle_decode
 
 
@@ -119,3 +119,27 @@ def test_same_seed_same_submission(finished_run, tmp_path):
 def test_nothing_to_do_on_rerun(finished_run):
     proc = run_snakemake(finished_run, "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+@pytest.mark.snakemake
+def test_the_tta_analysis_predicts_the_folds_again_with_each_view(finished_run):
+    """Target results/analysis/tta.json of a finished run: every view scored on the run's own out-of-fold
+    images; the flip view is what predict_fold did, so it scores as the run's oof.npz."""
+    run_snakemake(finished_run, "results/analysis/tta.json")
+    found = json.loads((finished_run / "results/analysis/tta.json").read_text())
+    views = {"finetune_plain", "finetune_flip", "finetune_flip_h8", "train_flip", "two_stages_flip", "run_oof"}
+    assert set(found) == views
+    assert all(0 <= found[v]["raw"] <= 1 and 0 <= found[v]["postprocessed"] <= 1 for v in views)
+    assert all(found[v]["seconds"] > 0 for v in views - {"run_oof"})
+    assert found["finetune_flip"]["raw"] == pytest.approx(found["run_oof"]["raw"], abs=0.05)
+
+
+@pytest.mark.snakemake
+def test_the_snapshot_analysis_compares_the_final_model_with_averages(tmp_path):
+    """With snapshots kept (config snapshots: 2), target results/analysis/snapshots.json scores the final
+    model, the mean of the last 2 snapshots' predictions and of their weights on the out-of-fold images."""
+    write_config(tmp_path, snapshots=2, finetune={**TINY_CONFIG["finetune"], "epochs": 2})
+    run_snakemake(tmp_path, "results/analysis/snapshots.json")
+    found = json.loads((tmp_path / "results/analysis/snapshots.json").read_text())
+    assert found["stage"] == "finetune" and {"final", "ensemble_2", "swa_2"} <= set(found)
+    assert all(0 <= found[k]["raw"] <= 1 for k in ("final", "ensemble_2", "swa_2"))
