@@ -192,7 +192,9 @@ def test_killing_snakemake_itself_then_the_same_command_resumes(tmp_path):
     cmd = [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--cores", "2",
            "--set-threads", "train_fold=1", "finetune_fold=1", "predict_fold=1", "--", *DAG_TARGETS]
     require_marker("snakemake")
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # the jobs look for their snakemake every 0.2 s: they stop well before the 40 epochs end
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "SALTNET_WATCH_PERIOD_S": "0.2"})
     checkpoint = tmp_path / "results/checkpoints/train/fold0/checkpoint.pth"
     deadline = time.time() + 600
     while not checkpoint.exists() and proc.poll() is None and time.time() < deadline:

@@ -122,11 +122,14 @@ def test_nothing_to_do_on_rerun(finished_run):
 
 
 @pytest.mark.snakemake
-def test_the_tta_analysis_predicts_the_folds_again_with_each_view(finished_run):
+def test_the_tta_analysis_predicts_the_folds_again_with_each_view(finished_run, tmp_path):
     """Target results/analysis/tta.json of a finished run: every view scored on the run's own out-of-fold
     images; the flip view is what predict_fold did, so it scores as the run's oof.npz."""
-    run_snakemake(finished_run, "results/analysis/tta.json")
-    found = json.loads((finished_run / "results/analysis/tta.json").read_text())
+    import shutil
+
+    run = shutil.copytree(finished_run, tmp_path / "run", symlinks=True)  # the fixture stays as it was
+    run_snakemake(run, "results/analysis/tta.json")
+    found = json.loads((run / "results/analysis/tta.json").read_text())
     views = {"finetune_plain", "finetune_flip", "finetune_flip_h8", "train_flip", "two_stages_flip", "run_oof"}
     assert set(found) == views
     assert all(0 <= found[v]["raw"] <= 1 and 0 <= found[v]["postprocessed"] <= 1 for v in views)

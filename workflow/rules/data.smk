@@ -50,7 +50,7 @@ rule pack_data:
         "../../envs/data.yaml"
     params:
         data_dir=DATA_DIR,
-        data_stamp=data_stamp(),  # every file's path, size and time: a change packs again
+        data_stamp=data_stamp,  # every file's path and content: a change packs again
         image_size=config["image_size"],
     script:
         "../../src/scripts/pack_data.py"

@@ -76,8 +76,10 @@ def _alive(pid: int, started: str | None = None) -> bool:
 _watching: dict[str, int] = {}
 
 
-def watch_snakemake(period_s: float = 2.0) -> int | None:
-    """End this job (exit 3) soon after the snakemake above it is gone; returns that snakemake's pid."""
+def watch_snakemake(period_s: float | None = None) -> int | None:
+    """End this job (exit 3) soon after the snakemake above it is gone (checked every `period_s`, default
+    $SALTNET_WATCH_PERIOD_S or 2 s); returns that snakemake's pid."""
+    period_s = period_s or float(os.environ.get("SALTNET_WATCH_PERIOD_S", 2.0))
     owner = snakemake_ancestor()
     if owner is None or _watching.get("pid") == owner:  # none, or already watched by this process
         return owner
