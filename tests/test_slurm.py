@@ -246,7 +246,9 @@ def test_a_sweep_sends_its_runs_jobs_to_slurm_side_by_side(tmp_path, slurm_env):
     assert all(job["Account"] == "saltnet" and job["Partition"] == "gpu" for job in jobs)
     folders = {Path(job["WorkDir"]).relative_to(tmp_path / "runs/slurm_sweep").as_posix() for job in jobs}
     assert folders == {"base/seed1", "train.lr-0.003/seed1"}
-    trained = sorted((read_run(tmp_path / "runs/slurm_sweep" / folder, "train", 1) for folder in folders),
-                     key=lambda run: run["start"])
-    assert trained[1]["start"] < trained[0]["end"], "the two runs' first stages did not overlap"
+    # the runs side by side: each run's snakemake (start, start + wall) from its sweep history
+    history = [json.loads(line) for folder in folders
+               for line in (tmp_path / "runs/slurm_sweep" / folder / "sweep_history.jsonl").read_text().splitlines()]
+    spans = sorted((entry["start"], entry["start"] + entry["wall_s"]) for entry in history)
+    assert spans[1][0] < spans[0][1], f"the two runs did not overlap: {spans}"
     assert len(pd.read_csv(tmp_path / "runs/slurm_sweep/leaderboard.csv")) == 2
