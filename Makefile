@@ -39,10 +39,12 @@ bench: $(STAMP)
 	$(VENV)/bin/python -m saltnet.performance.bench --out results/bench.json
 
 # An experiment file's variants at each of its seeds, each a run folder under runs/<experiment>/, then the
-# leaderboard (runs/<experiment>/leaderboard.html): make sweep EXP=experiments/aux_weight.yaml
+# leaderboard (runs/<experiment>/leaderboard.html): make sweep EXP=experiments/aux_weight.yaml DATA_DIR=/path/to/tgs
+# (DATA_DIR given here overrides the experiment's data_dir; make sweep EXP=experiments/demo_aux_weight.yaml: the demo)
 EXP ?= experiments/aux_weight.yaml
 sweep: $(STAMP)
-	$(VENV)/bin/snakemake -s workflow/sweep.smk --cores $(CORES) --config experiment=$(EXP) data_dir=$(DATA_DIR)
+	$(VENV)/bin/snakemake -s workflow/sweep.smk --cores $(CORES) --config experiment=$(EXP) \
+	  $(if $(filter command line,$(origin DATA_DIR)),data_dir=$(DATA_DIR))
 
 # On a GPU machine (docs/gpu.md): the benchmark on CUDA, then one fold of the competition preset for
 # 3 + 2 epochs at 128 and 224 px from random init, then prediction -> results/gpu-check.json. Uses the

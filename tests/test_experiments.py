@@ -46,6 +46,12 @@ def test_variants_times_seeds_make_the_runs(tmp_path):
     assert run.config["data_dir"] == str(tmp_path.resolve())
 
 
+@pytest.mark.parametrize("path", sorted((REPO / "experiments").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_experiment_file_of_the_repository_expands(path):
+    exp = load_experiment(path, data_dir="/data/tgs")
+    assert exp.runs and all(run.variant in exp.variants for run in exp.runs)
+
+
 def test_vary_of_two_keys_is_a_grid(tmp_path):
     exp = load_experiment(experiment(tmp_path, vary={"aux_weight": [0.1, 0.5], "train.lr": [1e-3, 2e-3]}))
     assert len(exp.variants) == 5 and "aux_weight-0.1_train.lr-0.002" in exp.variants

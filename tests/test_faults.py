@@ -222,7 +222,6 @@ def test_killing_snakemake_itself_then_the_same_command_resumes(tmp_path):
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
 def test_a_full_disk_while_predicting_leaves_no_file_and_names_the_folder(finished_run, tmp_path):
     from saltnet.config.settings import TrainSettings
-    from saltnet.models.modelfile import read_model_file
     from saltnet.runtime.atomic import DiskFullError
     from saltnet.steps import predict_step
 

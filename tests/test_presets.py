@@ -60,11 +60,6 @@ def checkout(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def data_dir(small_data) -> Path:
-    return small_data
-
-
 def resolve_in(cwd: Path, workdir: Path | None, snakefile: Path, preset: Path, data_dir: Path) -> tuple[dict, str]:
     """Run rule resolved_config (then a dry run of the whole DAG, for the jobs' threads) -> (its YAML, dry run)."""
     where = ["--directory", str(workdir)] if workdir else []
@@ -86,12 +81,12 @@ def job_threads(dry_run: str, rule: str) -> set[int]:
 
 @pytest.mark.snakemake
 @pytest.mark.parametrize("name", PRESET_NAMES)
-def test_a_preset_resolves_to_its_file_from_any_directory(name, checkout, data_dir, tmp_path):
+def test_a_preset_resolves_to_its_file_from_any_directory(name, checkout, small_data, tmp_path):
     preset_file = checkout / "workflow/presets" / f"{name}.yaml"
     preset = yaml.safe_load(preset_file.read_text())
     # From the clone's root, the preset named by its relative path; from elsewhere, by its absolute path.
-    at_root, root_dry = resolve_in(checkout, None, Path("Snakefile"), Path(f"workflow/presets/{name}.yaml"), data_dir)
-    elsewhere, other_dry = resolve_in(tmp_path, tmp_path / "run", checkout / "Snakefile", preset_file, data_dir)
+    at_root, root_dry = resolve_in(checkout, None, Path("Snakefile"), Path(f"workflow/presets/{name}.yaml"), small_data)
+    elsewhere, other_dry = resolve_in(tmp_path, tmp_path / "run", checkout / "Snakefile", preset_file, small_data)
     assert at_root == elsewhere  # config files, threads, stages and the whole config
     for stage in ("train", "finetune"):
         assert at_root["stages"][stage] == expected_stage(preset, stage), stage

@@ -3,15 +3,14 @@
 #   snakemake -s workflow/sweep.smk --cores 2 --config experiment=experiments/aux_weight.yaml
 # A finished run is never run again: its outputs exist, and each run's snakemake reruns only what is
 # missing (--rerun-triggers mtime: an edit of the code does not retrain a finished run).
-import sys
+import re
 from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
-from saltnet.runtime.orphans import claim_workdir
-
-from saltnet.config.resolve import ConfigError
+from saltnet.config.resolve import ConfigError, stop
 from saltnet.experiments.runner import check_run_folders
+from saltnet.runtime.orphans import claim_workdir
 from saltnet.experiments.spec import load_experiment
 
 min_version("8.0")
@@ -23,8 +22,7 @@ try:
     EXPERIMENT = load_experiment(config["experiment"], config["data_dir"], config["runs_dir"])
     check_run_folders(EXPERIMENT)
 except ConfigError as err:
-    print(f"Error: {err}", file=sys.stderr)
-    sys.exit(1)
+    stop(err)
 EXP_DIR = f"{config['runs_dir']}/{EXPERIMENT.name}"
 RUNS = {run.folder.removeprefix(EXP_DIR + "/"): run for run in EXPERIMENT.runs}
 PIPELINE = str(Path(workflow.basedir).parent / "Snakefile")
@@ -34,7 +32,7 @@ RUN_OUTPUTS = EXPERIMENT.run_outputs()
 
 
 wildcard_constraints:
-    run="|".join(sorted(RUNS, key=len, reverse=True)).replace(".", r"\.").replace("+", r"\+"),
+    run="|".join(map(re.escape, sorted(RUNS, key=len, reverse=True))),
 
 
 localrules:

@@ -24,7 +24,6 @@ from saltnet.evaluation.postprocess import apply_setting, choose_postprocess, de
 from saltnet.inference.ensemble import write_fold_mean
 from saltnet.inference.submission import build_submission, validate_submission, write_submission_csv
 from saltnet.runtime.atomic import write_json, write_npz, write_parquet
-from saltnet.runtime.jobs import machine
 
 __all__ = ["pack_step", "folds_step", "budget_step", "replan_step", "planned_epochs", "train_step", "predict_step",
            "ensemble_step", "postprocess_step", "submission_step", "cv_score_step",
@@ -135,7 +134,6 @@ def train_step(packed_train: str, folds: str, fold: int, settings: TrainSettings
         "best_epoch": result.best_epoch, "best_map_iou": result.best_score, "swa": settings.swa,
         "precision": result.precision.name, "precision_reason": result.precision.reason,
         "threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "machine": machine(),
     })
     for name in OWN_FILES:  # the fold is done: its checkpoint is no longer needed
         (Path(work_dir) / name).unlink(missing_ok=True)
@@ -184,12 +182,18 @@ def postprocess_step(packed_train: str, folds: str, oof_preds: dict[int, str], t
     """Threshold, min_area and min_peak searched on the out-of-fold predictions of the run's folds
     ({fold: oof.npz}; 'auto') or kept (a number); JSON with them, how each was chosen, the OOF score
     before and after, and the score over thresholds."""
-    oof = load_oof(packed_train, oof_preds, folds_table=pd.read_parquet(folds))
+    oof = _run_oof(packed_train, folds, oof_preds)
     chosen = choose_postprocess(oof.probs, oof.truth, threshold, min_area, min_peak)
     write_json(out, chosen)
     log.info("threshold %s (%s), min_area %d (%s), min_peak %s (%s): OOF score %.4f -> %.4f", chosen["threshold"],
              chosen["threshold_source"], chosen["min_area"], chosen["min_area_source"], chosen["min_peak"],
              chosen["min_peak_source"], chosen["before"]["oof_map_iou"], chosen["after"]["oof_map_iou"])
+
+
+def _run_oof(packed_train: str, folds_table: str, oof_preds: dict[int, str]):
+    """The run folds' out-of-fold predictions joined to their images and masks, each fold's ids checked
+    against the fold table."""
+    return load_oof(packed_train, oof_preds, folds_table=pd.read_parquet(folds_table))
 
 
 def _read_json(path: str) -> dict:
@@ -221,7 +225,7 @@ def cv_score_step(packed_train: str, folds_table: str, oof_preds: dict[int, str]
     settings = {"raw": chosen["before"], "postprocessed": chosen["after"]}
     per_fold = {name: {} for name in settings}
     scores = {name: [] for name in settings}
-    oof = load_oof(packed_train, oof_preds, folds_table=pd.read_parquet(folds_table))
+    oof = _run_oof(packed_train, folds_table, oof_preds)
     for fold in sorted(oof_preds):
         rows = oof.fold == fold
         for name, setting in settings.items():
@@ -243,13 +247,13 @@ def cv_score_step(packed_train: str, folds_table: str, oof_preds: dict[int, str]
     log.info("OOF score %.4f raw, %.4f post-processed", overall["raw"], overall["postprocessed"])
 
 
-def heldout_postprocess_step(packed_train: str, folds_table: str, oof_preds: dict[int, str],
+def heldout_postprocess_step(packed_train: str, folds_table: str, oof_preds: dict[int, str], postprocess: str,
                              threshold: float | str, min_area: int | str, min_peak: float | str, out: str) -> None:
     """results/analysis/postprocess.json: the post-processing's gain on images it was not chosen on."""
     from saltnet.evaluation.analyses import heldout_postprocess
 
-    oof = load_oof(packed_train, oof_preds, folds_table=pd.read_parquet(folds_table))
-    found = heldout_postprocess(oof, threshold, min_area, min_peak)
+    oof = _run_oof(packed_train, folds_table, oof_preds)
+    found = heldout_postprocess(oof, threshold, min_area, min_peak, chosen=_read_json(postprocess))
     write_json(out, found)
     log.info("post-processing: %.4f raw, %.4f chosen on the images scored, %.4f held out (optimism %+.4f)",
              found["raw"], found["in_sample"], found["held_out"], found["optimism"])
@@ -260,7 +264,7 @@ def coverage_losses_step(packed_train: str, folds_table: str, oof_preds: dict[in
     """results/analysis/losses.json: where the post-processed OOF score loses its points."""
     from saltnet.evaluation.analyses import coverage_losses
 
-    oof = load_oof(packed_train, oof_preds, folds_table=pd.read_parquet(folds_table))
+    oof = _run_oof(packed_train, folds_table, oof_preds)
     found = coverage_losses(oof, _read_json(postprocess)["after"])
     write_json(out, found)
     log.info("points lost: %s", ", ".join(f"{k} {g['points_lost']:.4f}" for k, g in found["groups"].items()))
@@ -272,7 +276,7 @@ def tta_analysis_step(packed_train: str, folds_table: str, oof_preds: dict[int, 
     from saltnet.evaluation.views import tta_gain
     from saltnet.runtime.device import device_lease
 
-    oof = load_oof(packed_train, oof_preds, folds_table=pd.read_parquet(folds_table))
+    oof = _run_oof(packed_train, folds_table, oof_preds)
     with device_lease(lock_dir, gpu_slots) as lease:
         found = tta_gain(oof, models, lease.device, batch_size)
     write_json(out, found)

@@ -1,5 +1,7 @@
 # What a run's out-of-fold predictions say beyond its score, as JSON beside its results (cheap: seconds,
 # no model is run). A sweep's leaderboard (workflow/sweep.smk) collects them.
+from saltnet.evaluation import outputs
+from saltnet.evaluation.outputs import analysis_path
 
 
 localrules:
@@ -11,20 +13,16 @@ localrules:
 # the other half of its images), scored on each fold's: what of its gain is not chosen on the images scored.
 rule analysis_postprocess:
     input:
-        train=rules.pack_data.output.train,
-        folds=rules.split_folds.output[0],
-        oof=expand(rules.predict_fold.output.oof, fold=FOLDS),
+        **OOF_INPUTS,
+        postprocess=rules.postprocess.output[0],  # the search on all images, made once
     output:
-        "results/analysis/postprocess.json",
+        analysis_path("postprocess"),
     log:
         "logs/analysis/postprocess.log",
     conda:
         "../../envs/data.yaml"
     params:
-        folds=FOLDS,
-        threshold=config["threshold"],
-        min_area=config["min_area"],
-        min_peak=config["min_peak"],
+        **POSTPROCESS_PARAMS,
     script:
         "../../src/scripts/analysis_postprocess.py"
 
@@ -32,12 +30,10 @@ rule analysis_postprocess:
 # Points lost by salt coverage, on vertical bands, and empty against salt images by peak probability.
 rule analysis_losses:
     input:
-        train=rules.pack_data.output.train,
-        folds=rules.split_folds.output[0],
-        oof=expand(rules.predict_fold.output.oof, fold=FOLDS),
+        **OOF_INPUTS,
         postprocess=rules.postprocess.output[0],
     output:
-        "results/analysis/losses.json",
+        analysis_path("losses"),
     log:
         "logs/analysis/losses.log",
     conda:
@@ -48,8 +44,8 @@ rule analysis_losses:
         "../../src/scripts/analysis_losses.py"
 
 
-ANALYSES = ["results/analysis/postprocess.json", "results/analysis/losses.json"]
-COSTLY_ANALYSES = ["results/analysis/tta.json", "results/analysis/snapshots.json"]  # the run page shows them if made
+ANALYSES = [analysis_path(name) for name in outputs.CHEAP_ANALYSES]  # in rule all
+COSTLY_ANALYSES = [analysis_path(name) for name in outputs.COSTLY_ANALYSES]  # targets; the run page shows them
 
 
 # Costly (the out-of-fold images predicted again), so targets of their own, not in `all`:
@@ -58,23 +54,18 @@ COSTLY_ANALYSES = ["results/analysis/tta.json", "results/analysis/snapshots.json
 # the flip, and the two stages' mean.
 rule analysis_tta:
     input:
-        train=rules.pack_data.output.train,
-        folds=rules.split_folds.output[0],
-        oof=expand(rules.predict_fold.output.oof, fold=FOLDS),
+        **OOF_INPUTS,
         train_models=expand(rules.train_fold.output.model, fold=FOLDS),
         finetune_models=expand(rules.finetune_fold.output.model, fold=FOLDS),
     output:
-        "results/analysis/tta.json",
+        analysis_path("tta"),
     log:
         "logs/analysis/tta.log",
     conda:
         "../../envs/train.yaml"
     threads: all_cores
     resources:
-        **SLURM_RESOURCES,
-        gpu=1,
-        mem_mb=gpu_mem_mb,
-        runtime=gpu_runtime(60),
+        **gpu_resources(60),
     params:
         folds=FOLDS,
         batch_size=config["predict"]["batch_size"],
@@ -90,22 +81,17 @@ if config["snapshots"] >= 2:
 
     rule analysis_snapshots:
         input:
-            train=rules.pack_data.output.train,
-            folds=rules.split_folds.output[0],
-            oof=expand(rules.predict_fold.output.oof, fold=FOLDS),
+            **OOF_INPUTS,
             models=expand(rules.finetune_fold.output.model, fold=FOLDS),
         output:
-            "results/analysis/snapshots.json",
+            analysis_path("snapshots"),
         log:
             "logs/analysis/snapshots.log",
         conda:
             "../../envs/train.yaml"
         threads: all_cores
         resources:
-            **SLURM_RESOURCES,
-            gpu=1,
-            mem_mb=gpu_mem_mb,
-            runtime=gpu_runtime(60),
+            **gpu_resources(60),
         params:
             folds=FOLDS,
             ks=list(range(2, min(config["snapshots"], 5) + 1)),

@@ -3,25 +3,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-from saltnet.config.resolve import ConfigError, config_files, resolve_config, run_folds
+from saltnet.config.resolve import ConfigError, config_files, resolve_config, run_folds, stop
 from saltnet.data.kaggle import is_kaggle_download, kaggle_sources
-
-
-def stop(error):
-    """A mistake in the config or the data paths: its message alone on stderr, exit 1, before any job
-    (no traceback: the message names the key or file, what was wrong and what to write instead)."""
-    print(f"Error: {error}", file=sys.stderr)
-    sys.exit(1)
-
+from saltnet.data.pack import TABLES
+from saltnet.runtime.orphans import claim_workdir
 
 # The run's config, the same from any working directory: the schema's defaults, then the config files
 # named with --configfile (with none: ./config.yaml if there is one, else the demo preset), then --config.
 # Snakemake's own merge is replaced, so that no file is ever merged under another.
 if "--target-jobs" not in sys.argv:  # the snakemake that runs the workflow, not one a cluster job starts
-    from saltnet.runtime.orphans import claim_workdir
-
-    for gone in claim_workdir():  # a snakemake killed here left its locks: the same command just runs again
-        print(f"Note: removed the locks left by snakemake pid {gone}, which is gone", file=sys.stderr)
+    claim_workdir()  # a snakemake killed here left its locks: the same command just runs again
 
 CONFIG_FILES = [str(path) for path in config_files(workflow.config_settings.configfiles)]
 try:
@@ -96,17 +87,15 @@ def get_data_files(wildcards):
         return [DEMO_DIR]
     if KAGGLE:
         return [UNPACKED_DIR]
-    return [str(Path(DATA_DIR) / name) for name in DATA_TABLES if (Path(DATA_DIR) / name).is_file()]
-
-
-DATA_TABLES = ("train.csv", "sample_submission.csv", "depths.csv")
+    return [str(Path(DATA_DIR) / name) for name in TABLES if (Path(DATA_DIR) / name).is_file()]
 
 
 def data_stamp(wildcards):
     """A digest of every file of a user's data folder (its path and its bytes): a param of pack_data, so that
     an edited, added or removed file (a mask, a new image) makes the next run pack again, and a file only
-    touched or copied does not. Computed when Snakemake builds the pack_data job (under a second for the
-    competition's 8000 PNGs)."""
+    touched or copied does not. Snakemake computes it on every run whose DAG holds pack_data (to compare
+    params): 0.14 s for the 7,003 files of ../shared/data/tgs, warm (Intel(R) Xeon(R) Processor, 2 cores,
+    avx512f); the full competition download has about 26,000."""
     import hashlib
 
     if DEMO or KAGGLE or not os.path.isdir(DATA_DIR):
@@ -164,11 +153,8 @@ def fold_threads(wildcards):
 # SLURM account and partition of the GPU jobs, from the environment, so that no tracked file is edited:
 #   export SALTNET_SLURM_ACCOUNT=myaccount SALTNET_SLURM_PARTITION=gpu
 # (or `--set-resources`/`--default-resources slurm_account=... slurm_partition=...`, or your own profile).
-SLURM_RESOURCES = {
-    key: os.environ[name]
-    for key, name in (("slurm_account", "SALTNET_SLURM_ACCOUNT"), ("slurm_partition", "SALTNET_SLURM_PARTITION"))
-    if os.environ.get(name)
-}
+SLURM_ENV = {"slurm_account": "SALTNET_SLURM_ACCOUNT", "slurm_partition": "SALTNET_SLURM_PARTITION"}
+SLURM_RESOURCES = {key: os.environ[name] for key, name in SLURM_ENV.items() if os.environ.get(name)}
 
 
 def check_placeholders():
@@ -177,8 +163,7 @@ def check_placeholders():
     for arg in given.args if given else []:
         key, _, value = arg.partition("=")
         if "EDIT_ME" in value:
-            name = {"slurm_account": "SALTNET_SLURM_ACCOUNT", "slurm_partition": "SALTNET_SLURM_PARTITION"}.get(key)
-            how = f"export {name}=<yours>" if name else f"--default-resources {key}=<yours>"
+            how = f"export {SLURM_ENV[key]}=<yours>" if key in SLURM_ENV else f"--default-resources {key}=<yours>"
             raise ValueError(
                 f"resource {key}: still the placeholder {value} (from your profile's default-resources or "
                 f"--default-resources); set it without editing a tracked file: {how}, or write it in your own "
@@ -193,6 +178,12 @@ def gpu_mem_mb(wildcards, attempt):
 def gpu_runtime(base_minutes):
     """Runtime in minutes that doubles with each retry, so a resubmitted fold gets longer."""
     return lambda wildcards, attempt: base_minutes * 2 ** (attempt - 1)
+
+
+def gpu_resources(base_minutes):
+    """The resources of a GPU rule: one GPU, memory and runtime growing with each attempt, and the SLURM
+    account and partition of the environment."""
+    return dict(**SLURM_RESOURCES, gpu=1, mem_mb=gpu_mem_mb, runtime=gpu_runtime(base_minutes))
 
 
 def check_config_paths():

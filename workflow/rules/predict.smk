@@ -15,10 +15,7 @@ rule predict_fold:
         "../../envs/train.yaml"
     threads: fold_threads
     resources:
-        **SLURM_RESOURCES,
-        gpu=1,
-        mem_mb=gpu_mem_mb,
-        runtime=gpu_runtime(60),
+        **gpu_resources(60),
     params:
         settings=stage_settings("finetune"),  # what the model file must have been trained with
         predict=config["predict"],
@@ -42,14 +39,28 @@ rule ensemble:
         "../../src/scripts/ensemble.py"
 
 
+# The inputs of every rule that reads the run folds' out-of-fold predictions with their images and masks,
+# each fold's ids checked against the fold table.
+OOF_INPUTS = dict(
+    train=rules.pack_data.output.train,
+    folds=rules.split_folds.output[0],
+    oof=expand(rules.predict_fold.output.oof, fold=FOLDS),
+)
+# How the post-processing is settled: rule postprocess here, rule analysis_postprocess on held-out folds.
+POSTPROCESS_PARAMS = dict(
+    folds=FOLDS,
+    threshold=config["threshold"],
+    min_area=config["min_area"],
+    min_peak=config["min_peak"],
+)
+
+
 # Threshold, min_area (masks with fewer pixels are emptied) and min_peak (masks whose most confident
 # pixel is below it are emptied): searched on the out-of-fold
 # predictions of all folds where the config says auto, else kept as given; scored either way.
 rule postprocess:
     input:
-        train=rules.pack_data.output.train,
-        folds=rules.split_folds.output[0],
-        oof=expand(rules.predict_fold.output.oof, fold=FOLDS),
+        **OOF_INPUTS,
     output:
         "results/postprocess.json",
     log:
@@ -57,10 +68,7 @@ rule postprocess:
     conda:
         "../../envs/data.yaml"
     params:
-        folds=FOLDS,
-        threshold=config["threshold"],
-        min_area=config["min_area"],
-        min_peak=config["min_peak"],
+        **POSTPROCESS_PARAMS,
     script:
         "../../src/scripts/postprocess.py"
 
@@ -84,9 +92,7 @@ rule submission:
 
 rule cv_score:
     input:
-        train=rules.pack_data.output.train,
-        folds=rules.split_folds.output[0],
-        oof=expand(rules.predict_fold.output.oof, fold=FOLDS),
+        **OOF_INPUTS,
         postprocess=rules.postprocess.output[0],
     output:
         "results/cv_score.json",

@@ -16,10 +16,7 @@ rule train_fold:
         "../../envs/train.yaml"
     threads: fold_threads
     resources:
-        **SLURM_RESOURCES,
-        gpu=1,
-        mem_mb=gpu_mem_mb,
-        runtime=gpu_runtime(240),
+        **gpu_resources(240),
     params:
         settings=stage_settings("train"),
         work_dir="results/checkpoints/train/fold{fold}",

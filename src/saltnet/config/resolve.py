@@ -21,14 +21,16 @@ import copy
 import functools
 import math
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NoReturn
 
 import yaml
 
 __all__ = ["REPO", "SCHEMA_PATH", "PRESETS", "DEMO_PRESET", "ConfigError", "load_schema", "schema_defaults",
            "coerce_config", "with_defaults", "validate_config", "merge_config", "config_files", "resolve_config",
-           "parse_overrides", "preset_path", "resolve_ref", "check_folds", "run_folds"]
+           "parse_overrides", "preset_path", "resolve_ref", "check_folds", "run_folds", "nest", "stop"]
 
 REPO = Path(__file__).resolve().parents[3]
 SCHEMA_PATH = REPO / "workflow/schemas/config.schema.yaml"
@@ -39,6 +41,13 @@ STAGES = ("train", "finetune")
 
 class ConfigError(ValueError):
     """A config that the schema refuses; the message names the key, the value and what was wrong."""
+
+
+def stop(error) -> NoReturn:
+    """A mistake in the config or the data paths, found by a Snakefile: its message alone on stderr, exit 1,
+    before any job (no traceback: the message names the key or file, what was wrong and what to write)."""
+    print(f"Error: {error}", file=sys.stderr)
+    sys.exit(1)
 
 # JSON schema type name -> check; bool is not a number in JSON schema.
 _TYPE_CHECKS = {
@@ -234,12 +243,16 @@ def coerce_config(config: dict, schema: dict) -> dict:
     return _coerce(config, schema, schema)
 
 
+def nest(key: str, value):
+    """'train.lr', 3e-3 -> {'train': {'lr': 3e-3}}; a key without dots -> value itself under it."""
+    for part in reversed(key.split(".")):
+        value = {part: value}
+    return value
+
+
 def _dotted_key_message(key: str, value) -> str:
-    head, *rest = key.split(".")
-    nested = value
-    for part in reversed(rest):
-        nested = {part: nested}
-    flow = yaml.safe_dump(nested, default_flow_style=True, width=1000).strip()
+    head, _, rest = key.partition(".")
+    flow = yaml.safe_dump(nest(rest, value), default_flow_style=True, width=1000).strip()
     return (f"config key {key!r}: Snakemake does not nest keys with dots; "
             f"write --config '{head}={flow}' (or {head}: {flow} in a config file)")
 

@@ -12,11 +12,10 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from saltnet.data.pack import DataError
+from saltnet.data.pack import TABLES, DataError
 
-__all__ = ["CSVS", "is_kaggle_download", "kaggle_sources", "unpack_kaggle"]
+__all__ = ["is_kaggle_download", "kaggle_sources", "unpack_kaggle"]
 
-CSVS = ("train.csv", "depths.csv", "sample_submission.csv")
 INNER = {"train.zip": "train", "test.zip": "test"}
 
 
@@ -31,9 +30,7 @@ def is_kaggle_download(path: str | Path) -> bool:
 def kaggle_sources(path: str | Path) -> list[str]:
     """The files of a Kaggle download that unpacking reads (the inputs of rule unpack_data)."""
     path = Path(path)
-    if path.is_file():
-        return [str(path)]
-    return [str(path / name) for name in (*INNER, *CSVS) if (path / name).is_file()]
+    return [str(path)] if path.is_file() else [str(found) for found in _members(path).values()]
 
 
 def _safe_parts(name: str, source: str) -> tuple[str, ...]:
@@ -66,12 +63,12 @@ def _extract_inner(archive: zipfile.ZipFile, source: str, target: Path) -> int:
 def _members(path: Path) -> dict[str, bytes | Path]:
     """{name: the bytes of train.zip / test.zip / a CSV, or its path}, from the outer zip or the folder."""
     if path.is_dir():
-        return {name: path / name for name in (*INNER, *CSVS) if (path / name).is_file()}
+        return {name: path / name for name in (*INNER, *TABLES) if (path / name).is_file()}
     found: dict[str, bytes | Path] = {}
     with zipfile.ZipFile(path) as outer:
         for member in outer.infolist():
             name = _safe_parts(member.filename, str(path))[-1]
-            if name in INNER or name in CSVS:
+            if name in INNER or name in TABLES:
                 found[name] = outer.read(member)
     return found
 
@@ -93,7 +90,7 @@ def unpack_kaggle(source: str | Path, out: str | Path) -> Path:
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         for name, content in members.items():
-            if name in CSVS:
+            if name in TABLES:
                 (work / name).write_bytes(content if isinstance(content, bytes) else Path(content).read_bytes())
                 continue
             raw = io.BytesIO(content) if isinstance(content, bytes) else open(content, "rb")

@@ -21,7 +21,9 @@ from PIL import Image
 from saltnet.data.pngio import read_image, read_mask
 from saltnet.data.rle import rle_decode
 
-__all__ = ["DataError", "PackedData", "pack_competition", "load_packed"]
+__all__ = ["TABLES", "DataError", "PackedData", "pack_competition", "load_packed"]
+
+TABLES = ("train.csv", "sample_submission.csv", "depths.csv")  # the CSVs of the competition's download
 
 log = logging.getLogger(__name__)
 _MAX_LISTED = 5  # problems listed per kind before "... and N more"

@@ -29,14 +29,16 @@ def _parts(oof: OofData, seed: int) -> dict[str, np.ndarray]:
     return {"half 0": half, "half 1": ~half}
 
 
-def heldout_postprocess(oof: OofData, threshold="auto", min_area="auto", min_peak="auto", seed: int = 0) -> dict:
+def heldout_postprocess(oof: OofData, threshold="auto", min_area="auto", min_peak="auto", seed: int = 0,
+                        chosen: dict | None = None) -> dict:
     """The post-processing chosen as rule postprocess chooses it (the config's values, 'auto' searched),
     once on all images (what the run reports: optimistic, chosen on the images it scores) and once per
     part on the other parts' images, scored on that part's (leave one fold out; a one-fold run is split
     in two seeded halves). Returns raw, in_sample and held_out scores over all images, per part, and
-    the optimism in_sample - held_out."""
+    the optimism in_sample - held_out. chosen: the search on all images where it was made already (rule
+    postprocess's postprocess.json)."""
     search = dict(threshold=threshold, min_area=min_area, min_peak=min_peak)
-    chosen = choose_postprocess(oof.probs, oof.truth, **search)
+    chosen = chosen or choose_postprocess(oof.probs, oof.truth, **search)
     raw = image_scores(apply_setting(oof.probs, chosen["before"]), oof.truth)
     in_sample = image_scores(apply_setting(oof.probs, chosen["after"]), oof.truth)
     held_out = np.empty(len(oof.ids))

@@ -25,12 +25,11 @@ class OofData:
     truth: np.ndarray
 
 
-def load_oof(packed_train: str | Path | PackedData, oof: dict[int, str | Path], complete: bool = False,
+def load_oof(packed_train: str | Path | PackedData, oof: dict[int, str | Path],
              folds_table: pd.DataFrame | None = None) -> OofData:
     """Every fold's oof.npz ({fold: path}, in fold order) joined by id to its training image and mask
     (packed_train: results/packed/train.npz, or that file already loaded).
 
-    complete: raise ValueError unless the folds predict every training image exactly once.
     folds_table: the run's fold table (results/folds.parquet); raise ValueError unless fold k's file holds
     exactly the ids the table puts in fold k (an out-of-fold score never scores an image its model saw).
     """
@@ -45,8 +44,6 @@ def load_oof(packed_train: str | Path | PackedData, oof: dict[int, str | Path], 
         if folds_table is not None:
             check_fold_ids(ids[-1], folds_table, int(fold), path)
     ids = np.concatenate(ids)
-    if complete and sorted(ids.tolist()) != sorted(train.ids.tolist()):
-        raise ValueError("out-of-fold predictions do not cover every training image exactly once")
     rows = np.array([index[i] for i in ids], dtype=np.int64)
     return OofData(ids, np.concatenate(folds), train.images[rows], np.concatenate(probs),
                    train.masks[rows].astype(bool))

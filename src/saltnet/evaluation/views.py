@@ -7,6 +7,7 @@ rule postprocess searches it), and the seconds its predictions took.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 
@@ -19,7 +20,7 @@ from saltnet.data.pack import PackedData
 from saltnet.evaluation.oof import OofData
 from saltnet.evaluation.postprocess import raw_and_postprocessed
 from saltnet.inference.predict import predict_probs
-from saltnet.models import build_model, get_model_spec
+from saltnet.models import get_model_spec
 from saltnet.models.modelfile import read_model_file
 from saltnet.models.weights import load_state_dict_file
 from saltnet.training.snapshots import average_weights, recompute_batchnorm, snapshot_files
@@ -45,11 +46,13 @@ def tta_gain(oof: OofData, models: dict[int, dict[str, str]], device: torch.devi
     """Every view of TTA_VIEWS on each fold's own images (models: {fold: {stage: model.pth}}), the mean of
     the two stages' flip predictions, and the run's own oof.npz for reference. oof must be in fold order."""
     folds = sorted(models)
+    files = {(fold, stage): read_model_file(models[fold][stage]) for fold in folds  # each file read once
+             for stage in {stage for stage, _, _ in TTA_VIEWS.values()}}
     probs, out = {}, {}
     for name, (stage, flip, shifts) in TTA_VIEWS.items():
         started, parts = time.time(), []
         for fold in folds:
-            found = read_model_file(models[fold][stage])
+            found = files[fold, stage]
             size = get_model_spec(found.model).input_size(found.size, oof.images.shape[-1])
             parts.append(predict_probs(found.build(), oof.images[oof.fold == fold], size, device, batch_size,
                                        tta=flip, shifts=shifts, desc=f"{name} fold {fold}"))
@@ -75,11 +78,10 @@ def snapshot_gain(oof: OofData, train: PackedData, table: pd.DataFrame, stage_di
 
     def predict(state: dict, fold: int, name: str, batchnorm: bool = False) -> np.ndarray:
         started = time.time()
-        model = build_model(first.model, "none", first.size)
-        model.load_state_dict(state)
+        model = dataclasses.replace(first, state_dict=state).build()
         if batchnorm:  # the fold's training images, as train_fold's swa measures them
             recompute_batchnorm(model, train.images[fold_indices(table, train.ids, fold)[0]], size,
-                                first.settings["batch_size"])
+                                first.settings["batch_size"], device)
         probs = predict_probs(model, oof.images[oof.fold == fold], size, device, 64, tta=True,
                               desc=f"{name} fold {fold}")
         seconds[name] = seconds.get(name, 0.0) + time.time() - started
@@ -89,10 +91,10 @@ def snapshot_gain(oof: OofData, train: PackedData, table: pd.DataFrame, stage_di
         files = snapshot_files(snapshot_dir(fold))
         if max(ks) > len(files):
             raise ValueError(f"fold {fold}: {len(files)} snapshots in {snapshot_dir(fold)}, fewer than {max(ks)}")
-        states = [load_state_dict_file(str(f)) for f in files]
+        states = [load_state_dict_file(str(f)) for f in files[-max(ks):]]  # the newest max(ks): all that is used
         parts.setdefault("final", []).append(
             predict(read_model_file(f"{stage_dir(fold)}/model.pth").state_dict, fold, "final"))
-        newest_first = [predict(state, fold, f"snapshot_{i}") for i, state in enumerate(reversed(states[-max(ks):]))]
+        newest_first = [predict(state, fold, f"snapshot_{i}") for i, state in enumerate(reversed(states))]
         for k in ks:
             parts.setdefault(f"ensemble_{k}", []).append(np.mean(newest_first[:k], axis=0))
             seconds[f"ensemble_{k}"] = sum(seconds.get(f"snapshot_{i}", 0.0) for i in range(k))

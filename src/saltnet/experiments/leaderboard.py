@@ -54,7 +54,7 @@ def run_record(folder: str | Path, variant: str, seed: int | None, baseline_conf
     results = folder / "results"
     cv, info = _json(results / "cv_score.json"), _json(results / "run_info.json")
     held, sweep = _json(results / "analysis/postprocess.json"), _json(folder / "sweep_run.json")
-    config = info.get("config") or yaml.safe_load((folder / "config.yaml").read_text())
+    config = _config_of(folder, info)
     folds = [int(k) for k in cv.get("per_fold", {})]
     first = _json(results / f"train/fold{folds[0]}/run.json") if folds else {}
     machine = sweep.get("machine") or info.get("machine") or {}
@@ -73,7 +73,8 @@ def run_record(folder: str | Path, variant: str, seed: int | None, baseline_conf
         row[f"{stage}_epochs_planned"], row[f"{stage}_epochs_real"] = _stage_epochs(results, stage, folds)
     row.update({
         "wall_min": round(sweep["wall_s"] / 60, 2) if "wall_s" in sweep else None,
-        "resumed": sweep.get("resumed"), "cpu": machine.get("cpu"), "cores": machine.get("cores"),
+        "resumed": sweep["invocations"] > 1 if "invocations" in sweep else None,
+        "cpu": machine.get("cpu"), "cores": machine.get("cores"),
         "isa": machine.get("isa"),
         "torch_isa": first.get("cpu_capability"), "precision": first.get("precision"),
         "gpu": machine.get("gpu"), "commit": info.get("git_commit"), "run_dir": str(folder),
@@ -82,8 +83,9 @@ def run_record(folder: str | Path, variant: str, seed: int | None, baseline_conf
     return row
 
 
-def _config_of(folder: Path) -> dict:
-    info = _json(folder / "results/run_info.json")
+def _config_of(folder: Path, info: dict | None = None) -> dict:
+    """The config a run recorded (run_info.json, given or read), else the config.yaml it was given."""
+    info = _json(folder / "results/run_info.json") if info is None else info
     return info.get("config") or yaml.safe_load((folder / "config.yaml").read_text())
 
 

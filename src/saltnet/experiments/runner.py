@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shlex
 import signal
 import subprocess
@@ -25,10 +26,9 @@ from saltnet.experiments.spec import Experiment
 from saltnet.runtime.atomic import write_json, write_text
 from saltnet.runtime.jobs import machine
 
-__all__ = ["HEADER", "check_run_folders", "write_run_config", "pipeline_command", "run_pipeline"]
+__all__ = ["check_run_folders", "write_run_config", "pipeline_command", "run_pipeline"]
 
 log = logging.getLogger(__name__)
-HEADER = "# Written by the sweep of {experiment} (workflow/sweep.smk): this run's whole config.\n"
 HISTORY = "sweep_history.jsonl"  # every invocation of the run's snakemake by the sweep, one JSON line each
 
 
@@ -65,7 +65,8 @@ def write_run_config(out: str | Path, config: dict, experiment: str) -> None:
         if not _same_recipe(_read_config(out), config):
             raise FileExistsError(f"{out}: holds another config; the sweep never replaces a run's config")
         return
-    write_text(out, HEADER.format(experiment=experiment) + yaml.safe_dump(config, sort_keys=False))
+    header = f"# Written by the sweep of {experiment} (workflow/sweep.smk): this run's whole config.\n"
+    write_text(out, header + yaml.safe_dump(config, sort_keys=False))
 
 
 def pipeline_command(folder: Path, snakefile: str, targets: list[str], cores: int, run_args: str,
@@ -105,19 +106,16 @@ def run_pipeline(folder: Path, snakefile: str, targets: list[str], cores: int, r
     log.info("%s", shlex.join(command))
     started = time.time()
     label = "/".join(Path(folder).parts[-2:]) if Path(folder).name.startswith("seed") else Path(folder).name
-    copy = open(log_file, "a") if log_file else None
     idle = False
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
-                          preexec_fn=_die_with_parent) as proc:
+    with open(log_file or os.devnull, "a") as copy, subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+            preexec_fn=_die_with_parent) as proc:
         for line in proc.stdout:  # side by side runs (on a cluster) stay apart: each line names its run
             idle = idle or line.startswith("Nothing to be done")
             sys.stdout.write(f"[{label}] {line}")
             sys.stdout.flush()
-            if copy:
-                copy.write(line)
-                copy.flush()
-    if copy:
-        copy.close()
+            copy.write(line)
+            copy.flush()
     entry = {"command": shlex.join(command), "start": started, "wall_s": round(time.time() - started, 1),
              "exit": proc.returncode, "nothing_to_do": idle, "machine": machine()}
     with open(Path(folder) / HISTORY, "a") as history:
@@ -125,9 +123,9 @@ def run_pipeline(folder: Path, snakefile: str, targets: list[str], cores: int, r
     if proc.returncode != 0:
         raise RuntimeError(f"run {folder}: the pipeline failed (exit {proc.returncode}); its log says why: "
                            f"{folder}/.snakemake/log/ and {folder}/logs/")
-    runs = [r for r in _history(folder) if not r.get("nothing_to_do")]  # a rerun that found all done costs nothing
-    runs = runs or _history(folder)
+    history = _history(folder)
+    runs = [r for r in history if not r.get("nothing_to_do")] or history  # a rerun that found all done costs nothing
     record = {"command": runs[0]["command"], "wall_s": round(sum(r["wall_s"] for r in runs), 1),
-              "invocations": len(runs), "resumed": len(runs) > 1, "machine": runs[0]["machine"]}
+              "invocations": len(runs), "machine": runs[0]["machine"]}
     write_json(out, record)
     return record

@@ -32,13 +32,13 @@ from pathlib import Path
 
 import yaml
 
-from saltnet.config.resolve import ConfigError, merge_config, preset_path, resolve_config
+from saltnet.config.resolve import ConfigError, merge_config, nest, preset_path, resolve_config
+from saltnet.evaluation.outputs import CHEAP_ANALYSES, COSTLY_ANALYSES, analysis_path
 
-__all__ = ["BASE", "Experiment", "Run", "load_experiment", "nest", "flatten", "config_differences"]
+__all__ = ["BASE", "Experiment", "Run", "load_experiment", "flatten", "config_differences"]
 
 BASE = "base"
 KEYS = {"description", "base", "proxy", "seeds", "seed_keys", "variants", "vary", "baseline", "data_dir", "analyses"}
-ANALYSES = ("tta", "snapshots")  # costly analyses a run makes only when asked (workflow/rules/analysis.smk)
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
@@ -59,24 +59,16 @@ class Experiment:
     description: str
     baseline: str
     variants: dict[str, dict]  # name -> the config entries it changes (over base and proxy)
-    seeds: list
     runs: list[Run]
     analyses: list[str] = field(default_factory=list)
 
     def run_outputs(self) -> list[str]:
         """What each run must end with, relative to its folder: scores, provenance, analyses."""
-        return ["results/cv_score.json", "results/run_info.json", "results/analysis/postprocess.json",
-                "results/analysis/losses.json", *(f"results/analysis/{name}.json" for name in self.analyses)]
+        return ["results/cv_score.json", "results/run_info.json",
+                *map(analysis_path, (*CHEAP_ANALYSES, *self.analyses))]
 
     def runs_of(self, variant: str) -> list[Run]:
         return [run for run in self.runs if run.variant == variant]
-
-
-def nest(key: str, value) -> dict:
-    """'train.lr', 3e-3 -> {'train': {'lr': 3e-3}}."""
-    for part in reversed(key.split(".")):
-        value = {part: value}
-    return value
 
 
 def flatten(config: dict, prefix: str = "") -> dict:
@@ -186,8 +178,8 @@ def load_experiment(path: str | Path, data_dir: str | None = None, runs_dir: str
         _fail(path, f"key baseline: {baseline!r} is not a variant (variants: {', '.join(variants)})")
     seeds, seed_keys = _seeds(path, raw)
     analyses = raw.get("analyses", [])
-    if not isinstance(analyses, list) or not set(analyses) <= set(ANALYSES):
-        _fail(path, f"key analyses: a list of {', '.join(ANALYSES)} (the costly analyses each run makes), "
+    if not isinstance(analyses, list) or not set(analyses) <= set(COSTLY_ANALYSES):
+        _fail(path, f"key analyses: a list of {', '.join(COSTLY_ANALYSES)} (the costly analyses each run makes), "
                     f"not {analyses!r}")
     data_dir = data_dir or raw.get("data_dir") or base.get("data_dir")
     if data_dir is None:
@@ -211,4 +203,4 @@ def load_experiment(path: str | Path, data_dir: str | None = None, runs_dir: str
                             f"that many last epochs), it is {resolved['snapshots']}; add snapshots: 3 to the proxy")
             folder = f"{runs_dir}/{name}/{variant}" + (f"/seed{seed}" if seed is not None else "")
             runs.append(Run(variant, seed, folder, config))
-    return Experiment(name, path, str(raw.get("description", "")), baseline, variants, seeds, runs, list(analyses))
+    return Experiment(name, path, str(raw.get("description", "")), baseline, variants, runs, list(analyses))

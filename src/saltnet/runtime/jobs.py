@@ -14,7 +14,7 @@ from pathlib import Path
 from saltnet.runtime.atomic import DiskFullError
 from saltnet.runtime.orphans import watch_snakemake
 
-__all__ = ["setup_logging", "set_threads", "provenance", "machine"]
+__all__ = ["setup_logging", "set_threads", "provenance", "cpu_field", "machine"]
 
 _PACKAGES = ["saltnet", "torch", "torchvision", "fastai", "pretrainedmodels", "numpy", "pandas", "pyarrow",
              "snakemake"]
@@ -157,18 +157,20 @@ def provenance(repo: str | Path = ".") -> dict:
     }
 
 
+def cpu_field(name: str, default: str = "") -> str:
+    """A field of /proc/cpuinfo ('model name', 'flags'); `default` where there is none (imports no torch)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return default
+    return next((line.split(":", 1)[1].strip() for line in lines if line.split(":", 1)[0].strip() == name), default)
+
+
 def machine() -> dict:
     """The CPU this process runs on: its model name, the widest vector ISA its flags name (AMX, AVX-512,
     AVX2; what bf16 speed depends on), its core count; and the GPU's name where torch sees one (else None)."""
-    fields: dict[str, str] = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():  # the first processor's lines
-            key, _, value = line.partition(":")
-            fields.setdefault(key.strip(), value.strip())
-    except OSError:
-        pass
-    model = fields.get("model name") or platform.processor() or platform.machine()
-    flags = set(fields.get("flags", "").split())
+    model = cpu_field("model name") or platform.processor() or platform.machine()
+    flags = set(cpu_field("flags").split())
     isa = next((name for flag, name in (("amx_bf16", "AMX"), ("avx512f", "AVX-512"), ("avx2", "AVX2"))
                 if flag in flags), None)
     gpu = None

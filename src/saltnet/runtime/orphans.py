@@ -17,6 +17,7 @@ import atexit
 import logging
 import os
 import platform
+import sys
 import threading
 import time
 from pathlib import Path
@@ -98,7 +99,7 @@ def watch_snakemake(period_s: float | None = None) -> int | None:
     return owner
 
 
-def claim_workdir(workdir: str | Path = ".") -> list[int]:
+def claim_workdir(workdir: str | Path = ".", note: bool = True) -> list[int]:
     """Record this snakemake (host, pid, start time) in <workdir>/.snakemake/saltnet-pids/ (removed at
     exit); drop the records of snakemakes of this host that are gone, and where no record is left (none
     alive here, none of another host, whose processes cannot be seen), the lock files of
@@ -126,4 +127,6 @@ def claim_workdir(workdir: str | Path = ".") -> list[int]:
     mine = folder / f"{host}-{os.getpid()}"
     mine.write_text(f"{host} {os.getpid()} {_start_time(os.getpid())}\n")
     atexit.register(mine.unlink, missing_ok=True)
+    for pid in removed if note else ():
+        print(f"Note: removed the locks left by snakemake pid {pid}, which is gone", file=sys.stderr)
     return removed

@@ -15,23 +15,15 @@ import logging
 import platform
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 
+from saltnet.runtime.jobs import cpu_field
+
 __all__ = ["Precision", "resolve_bf16", "cpu_info", "cpu_bf16_speedup"]
 
 log = logging.getLogger(__name__)
-
-
-def cpu_field(name: str, default: str = "") -> str:
-    """A field of /proc/cpuinfo ('model name', 'flags'); `default` where there is none (imports no torch)."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return default
-    return next((line.split(":", 1)[1].strip() for line in lines if line.split(":", 1)[0].strip() == name), default)
 
 
 _PROBE_MIN_SPEEDUP = 1.1  # bf16 must beat fp32 by this much on the CPU to be chosen
