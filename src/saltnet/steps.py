@@ -25,8 +25,8 @@ from saltnet.inference.ensemble import write_fold_mean
 from saltnet.inference.submission import build_submission, validate_submission, write_submission_csv
 from saltnet.runtime.atomic import write_json, write_npz, write_parquet
 
-__all__ = ["pack_step", "folds_step", "budget_step", "replan_step", "planned_epochs", "train_step", "predict_step",
-           "ensemble_step", "postprocess_step", "submission_step", "cv_score_step",
+__all__ = ["pack_step", "folds_step", "budget_step", "replan_step", "planned_epochs", "planned_time_limit",
+           "train_step", "predict_step", "pseudo_labels_step", "ensemble_step", "postprocess_step", "submission_step", "cv_score_step",
            "heldout_postprocess_step", "coverage_losses_step", "tta_analysis_step", "snapshot_analysis_step"]
 
 log = logging.getLogger(__name__)
@@ -79,37 +79,58 @@ def budget_step(packed_test: str, folds: str, budget_minutes: float, model: str,
     write_json(out, plan)
 
 
-def replan_step(budget: str, train_runs: list[str], out: str) -> None:
-    """The finetune epochs again from the first stage's real times and the steps timed again now
-    (saltnet.performance.budget.replan_finetune; a budget.json without `remeasure`, from an older plan: its own
-    times)."""
-    from saltnet.performance.budget import measure_steps, replan_finetune
+def replan_step(budget: str, stage: str, done: dict[str, list[str]], out: str, labels: list[str] = ()) -> None:
+    """The epochs of `stage` again, from the earlier stages' real times and the clock
+    (saltnet.performance.budget.replan_stage); done: each earlier stage's run.json files; labels: the pseudo
+    stage's labels.json files (the test images each fold got, the labelling's seconds)."""
+    from saltnet.performance.budget import replan_stage
 
     plan = _read_json(budget)
-    measured, seconds = None, 0.0
-    if "remeasure" in plan:
-        started = time.perf_counter()
-        measured = measure_steps(**plan["remeasure"], processes=plan["parallel_folds"], threads=plan["fold_threads"])
-        seconds = time.perf_counter() - started
-    replan = replan_finetune(plan, [_read_json(path) for path in train_runs], measured, seconds)
-    log.info("first stage ran %.2fx the planned time per epoch (%.2fx the time measured %s); finetune epochs %d "
-             "of %.1f s, run predicted to end after %.1f min%s", replan["planned_speed_ratio"], replan["speed_ratio"],
-             "again now" if measured else "by the plan", replan["epochs"]["finetune"],
-             replan["finetune_epoch_seconds"], replan["predicted_seconds"] / 60,
+    runs = {name: [_read_json(path) for path in paths] for name, paths in done.items()}
+    pseudo_images, later_predict = None, None
+    if labels:
+        summaries = [_read_json(path) for path in labels]
+        pseudo_images = max(summary["kept"] for summary in summaries)
+        # the final predictions: each fold's test set again (at its labelling's speed) and its own images
+        per_image = max(summary["seconds"] / max(1, summary["test_images"]) for summary in summaries)
+        later_predict = plan["rounds"] * per_image * (plan["n_test"] + plan["largest_fold"])
+    replan = replan_stage(plan, stage, runs, time.time(), pseudo_images=pseudo_images,
+                          later_predict_seconds=later_predict)
+    log.info("%s: the %s stage ran %.2fx its planned epoch; %s epochs %d of %.1f s (limit %.0f s per fold), run "
+             "predicted to end after %.1f of %g min%s", stage, list(runs)[-1], replan["speed_ratio"], stage,
+             replan["epochs"][stage], replan["epoch_seconds"], replan["time_limit_s"],
+             replan["predicted_seconds"] / 60, plan["budget_minutes"],
              f", {replan['over_budget_seconds'] / 60:.1f} min over budget" if replan["over_budget_seconds"] else "")
     write_json(out, replan)
 
 
 def planned_epochs(budget: str, stage: str) -> int:
-    """The epochs results/budget.json plans for `stage`."""
+    """The epochs results/budget.json (or a replan's budget_{stage}.json) plans for `stage`."""
     return int(_read_json(budget)["epochs"][stage])
+
+
+def planned_time_limit(budget: str) -> float | None:
+    """The seconds a fold of the planned stage may train: a replan's time_limit_s, or for the first stage
+    what budget.json leaves it (saltnet.performance.budget.first_stage_time_limit)."""
+    from saltnet.performance.budget import first_stage_time_limit
+
+    plan = _read_json(budget)
+    if "time_limit_s" in plan:
+        return float(plan["time_limit_s"])
+    return first_stage_time_limit(plan) if "stages" in plan else None
 
 
 def train_step(packed_train: str, folds: str, fold: int, settings: TrainSettings, stage: str, out_model: str,
                out_history: str, out_run: str, work_dir: str, lock_dir: str, init_weights: str | None = None,
-               gpu_slots: int | None = None) -> None:
-    """Train one fold at one resolution (stage 'train' or 'finetune'); outputs appear only once the fold has
-    finished. The model file carries its architecture, size, stage and settings (saltnet.models.modelfile)."""
+               gpu_slots: int | None = None, pseudo_labels: str | None = None, packed_test: str | None = None,
+               time_limit_s: float | None = None) -> None:
+    """Train one fold at one resolution (stage 'train', 'finetune' or 'pseudo'); outputs appear only once the
+    fold has finished. The model file carries its architecture, size, stage and settings
+    (saltnet.models.modelfile).
+
+    pseudo_labels: a labels.npz of pseudo_labels_step, whose test images (from packed_test) join the
+    training images; time_limit_s: the stage stops after the epoch that would let the next one pass it
+    (the budget's guard, saltnet.training.callbacks.TimeLimit)."""
     import torch
 
     from saltnet.models.modelfile import save_model_file
@@ -118,10 +139,12 @@ def train_step(packed_train: str, folds: str, fold: int, settings: TrainSettings
 
     queued = time.time()
     data, table = load_packed(packed_train), pd.read_parquet(folds)
+    extra = _pseudo_training_images(pseudo_labels, packed_test) if pseudo_labels else None
     with device_lease(lock_dir, gpu_slots) as lease:
         started = time.time()  # from here the job holds its device: start..end never overlap on one GPU
         log.info("fold %d on %s (%s)", fold, lease.device, lease.source)
-        result = train_fold(data, table, fold, settings, work_dir, lease.device, init_weights)
+        result = train_fold(data, table, fold, settings, work_dir, lease.device, init_weights, extra=extra,
+                            time_limit_s=time_limit_s)
         ended = time.time()
     save_model_file(out_model, result.state_dict, settings, stage)
     write_parquet(out_history, result.history)
@@ -130,7 +153,9 @@ def train_step(packed_train: str, folds: str, fold: int, settings: TrainSettings
         "gpu_slot": lease.slot,
         "lease": lease.source, "start": started, "end": ended, "seconds": ended - started,
         "lease_wait_s": started - queued,
-        "epochs": settings.epochs, "resumed_from_epoch": result.resumed_from,
+        "epochs": result.epochs, "planned_epochs": settings.epochs, "resumed_from_epoch": result.resumed_from,
+        "time_limit_s": time_limit_s, "pseudo_images": 0 if extra is None else len(extra[0]),
+        "epoch_seconds": _steady_epoch_seconds(result.history),
         "best_epoch": result.best_epoch, "best_map_iou": result.best_score, "swa": settings.swa,
         "precision": result.precision.name, "precision_reason": result.precision.reason,
         "threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
@@ -169,6 +194,56 @@ def predict_step(weights: str, packed_train: str, packed_test: str, folds: str, 
         oof_probs = predict_probs(model, train.images[valid_idx], desc=f"fold {fold} out-of-fold", **kwargs)
     write_npz(out_test, ids=test.ids, probs=test_probs)
     write_npz(out_oof, ids=train.ids[valid_idx], probs=oof_probs)
+
+
+def _steady_epoch_seconds(history: pd.DataFrame) -> float | None:
+    """Median seconds of the epochs after the first (which carries warm-up); of all where there is one."""
+    if "seconds" not in history or history.empty:
+        return None
+    times = history["seconds"].to_numpy()
+    return float(np.median(times[1:] if len(times) > 1 else times))
+
+
+def _pseudo_training_images(labels: str, packed_test: str) -> tuple[np.ndarray, np.ndarray]:
+    """(images, masks) of the test images a labels.npz keeps, checked against the packed test ids."""
+    test = load_packed(packed_test)
+    with np.load(labels, allow_pickle=False) as npz:
+        kept, ids, masks = npz["kept"], npz["ids"], npz["masks"]
+    if len(kept) and (kept.max() >= len(test.ids) or not np.array_equal(test.ids[kept], ids)):
+        raise ValueError(f"{labels}: its test ids are not those of {packed_test} (packed again since?): "
+                         "run the pseudo_labels rule again (snakemake -R pseudo_labels)")
+    return test.images[kept], masks
+
+
+def pseudo_labels_step(weights: str, packed_test: str, fold: int, out_labels: str, out_summary: str,
+                       lock_dir: str, batch_size: int, tta: bool, shifts: list, bf16: bool | str, low: float,
+                       high: float, share: float, expected: TrainSettings | None = None,
+                       gpu_slots: int | None = None) -> None:
+    """Fold `fold`'s finetune model predicts the test images (with the config's TTA); those it labels
+    confidently (saltnet.training.pseudo) go to out_labels (kept: (K,) indices, ids, masks: (K, H, W) uint8),
+    the rule and the share kept to out_summary."""
+    from saltnet.inference.predict import predict_probs
+    from saltnet.models import get_model_spec
+    from saltnet.models.modelfile import load_model
+    from saltnet.runtime.device import device_lease
+    from saltnet.runtime.precision import resolve_bf16
+    from saltnet.training.pseudo import select_pseudo_labels
+
+    model, found = load_model(weights, expected)
+    test = load_packed(packed_test)
+    input_size = get_model_spec(found.model).input_size(found.size, test.images.shape[-1])
+    with device_lease(lock_dir, gpu_slots) as lease:
+        precision = resolve_bf16(bf16, lease.device)
+        started = time.time()
+        probs = predict_probs(model, test.images, size=input_size, device=lease.device, batch_size=batch_size,
+                              tta=tta, shifts=shifts, bf16=precision.bf16, desc=f"fold {fold} pseudo-labels")
+        seconds = time.time() - started
+    labels = select_pseudo_labels(probs, low, high, share)
+    summary = {"fold": fold, "model": weights, **labels.summary(low, high, share), "seconds": round(seconds, 1)}
+    log.info("fold %d: %d of %d test images (%.0f%%) kept as pseudo-labels, %d of them empty", fold, summary["kept"],
+             summary["test_images"], 100 * summary["kept_share"], summary["kept_empty"])
+    write_npz(out_labels, kept=labels.kept, ids=test.ids[labels.kept], masks=labels.masks)
+    write_json(out_summary, summary)
 
 
 def ensemble_step(fold_preds: list[str], out: str) -> None:

@@ -15,7 +15,7 @@ missing = run_report(
     out_times=snakemake.output.times,
     bench=(list(snakemake.input.bench) or [None])[0],  # results/bench.json if `make bench` made one
     budget=(list(snakemake.input.budget) or [None])[0],  # results/budget.json with config budget_minutes
-    replan=(list(snakemake.input.replan) or [None])[0],  # results/budget_finetune.json, likewise
+    replans=list(snakemake.input.replan),  # results/budget_{stage}.json of rule replan, likewise
     analyses=list(snakemake.input.analyses),
 )
 logging.getLogger("saltnet").info("run page written; missing: %s", "; ".join(missing) or "nothing")

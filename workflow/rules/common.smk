@@ -120,6 +120,9 @@ def stage_settings(stage):
 
 
 BUDGETED = config["budget_minutes"] is not None
+PSEUDO = config["pseudo"] is not None  # the pseudo-label stage after the finetune
+STAGES = ["train", "finetune"] + (["pseudo"] if PSEUDO else [])  # the training stages, in order
+FINAL_STAGE = STAGES[-1]  # whose models predict
 
 
 def get_budget(wildcards):
@@ -127,15 +130,25 @@ def get_budget(wildcards):
     return ["results/budget.json"] if BUDGETED else []
 
 
-def get_finetune_budget(wildcards):
-    """Input of finetune_fold: rule replan_finetune's epochs when config budget_minutes is set."""
-    return ["results/budget_finetune.json"] if BUDGETED else []
+def stage_budget(stage):
+    """Input of a later stage's fold rule: rule replan's epochs for it when config budget_minutes is set."""
+    return lambda wildcards: [f"results/budget_{stage}.json"] if BUDGETED else []
+
+
+def get_replans(wildcards):
+    """Every replan of the run (the run page shows them): one per stage after the first."""
+    return [f"results/budget_{stage}.json" for stage in STAGES[1:]] if BUDGETED else []
 
 
 def budget_stages():
     """The stages that plan_budget times and scales, with their configured epochs, size, batch and losses."""
     keys = ("epochs", "size", "batch_size", "loss", "aux_weight")
-    return [{"stage": stage, **{k: stage_settings(stage)[k] for k in keys}} for stage in ("train", "finetune")]
+    return [{"stage": stage, **{k: stage_settings(stage)[k] for k in keys}} for stage in STAGES]
+
+
+def earlier_runs(stage):
+    """{stage: [run.json of each fold]} of the stages before `stage`."""
+    return {done: [f"results/{done}/fold{k}/run.json" for k in FOLDS] for done in STAGES[: STAGES.index(stage)]}
 
 
 def all_cores(wildcards=None):

@@ -1,6 +1,6 @@
 rule predict_fold:
     input:
-        model=rules.finetune_fold.output.model,
+        model=f"results/{FINAL_STAGE}/fold{{fold}}/model.pth",  # the finetune's, or the pseudo stage's
         train=rules.pack_data.output.train,
         test=rules.pack_data.output.test,
         folds=rules.split_folds.output[0],
@@ -17,7 +17,7 @@ rule predict_fold:
     resources:
         **gpu_resources(60),
     params:
-        settings=stage_settings("finetune"),  # what the model file must have been trained with
+        settings=stage_settings(FINAL_STAGE),  # what the model file must have been trained with
         predict=config["predict"],
         bf16=config["bf16"],
         lock_dir=LOCK_DIR,

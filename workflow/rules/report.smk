@@ -38,7 +38,7 @@ rule report_training:
     log:
         "logs/report_training/{stage}_fold{fold}.log",
     wildcard_constraints:
-        stage="train|finetune",
+        stage="train|finetune|pseudo",
     conda:
         "../../envs/data.yaml"
     script:
@@ -160,7 +160,7 @@ rule report_run:
         outputs=list(expected_outputs().values()),
         bench=bench_table,
         budget=get_budget,
-        replan=get_finetune_budget,
+        replan=get_replans,
         analyses=lambda wildcards: ANALYSES + existing(COSTLY_ANALYSES),
     output:
         page=report(
@@ -194,7 +194,7 @@ use rule report_run as report_run_partial with:
         outputs=lambda wildcards: existing(expected_outputs().values()),
         bench=bench_table,
         budget=lambda wildcards: existing(get_budget(wildcards)),
-        replan=lambda wildcards: existing(get_finetune_budget(wildcards)),
+        replan=lambda wildcards: existing(get_replans(wildcards)),
         analyses=lambda wildcards: existing(ANALYSES + COSTLY_ANALYSES),
     output:
         page=report(

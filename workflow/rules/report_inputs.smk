@@ -1,7 +1,7 @@
 # Input functions and file lists of the report rules (workflow/rules/report.smk); no rules here.
 
 
-STAGE_RULES = {"train": rules.train_fold, "finetune": rules.finetune_fold}
+STAGE_RULES = {stage: getattr(rules, f"{stage}_fold") for stage in STAGES}
 REPORT_STAGES = list(STAGE_RULES)
 
 
@@ -41,7 +41,7 @@ def job_benchmarks():
     """The benchmark files of the GPU rules (per-job time and memory), so the run page comes after them."""
     return [
         f"benchmarks/{rule}/fold{fold}.tsv"
-        for rule in ("train_fold", "finetune_fold", "predict_fold")
+        for rule in [f"{stage}_fold" for stage in STAGES] + ["predict_fold"]
         for fold in FOLDS
     ]
 

@@ -31,7 +31,7 @@ use rule train_fold as finetune_fold with:
         train=rules.pack_data.output.train,
         folds=rules.split_folds.output[0],
         init_weights=rules.train_fold.output.model,
-        budget=get_finetune_budget,
+        budget=stage_budget("finetune"),
     output:
         model="results/finetune/fold{fold}/model.pth",
         history="results/finetune/fold{fold}/history.parquet",
@@ -75,18 +75,76 @@ rule plan_budget:
         "../../src/scripts/plan_budget.py"
 
 
-rule replan_finetune:
+# Once a stage has ended in every fold: the next stage's epochs from its real times and the clock, and
+# each of its folds' time limit (saltnet.performance.budget.replan_stage).
+rule replan:
     input:
         budget="results/budget.json",
-        train_runs=expand("results/train/fold{fold}/run.json", fold=FOLDS),
+        done=lambda wildcards: sum(earlier_runs(wildcards.stage).values(), []),
+        labels=lambda wildcards: (
+            expand("results/pseudo/fold{fold}/labels.json", fold=FOLDS) if wildcards.stage == "pseudo" else []
+        ),
     output:
-        "results/budget_finetune.json",
+        "results/budget_{stage}.json",
     log:
-        "logs/replan_finetune/replan_finetune.log",
+        "logs/replan/{stage}.log",
+    wildcard_constraints:
+        stage="finetune|pseudo",
     conda:
         "../../envs/train.yaml"
-    threads: all_cores  # it times the steps again, as plan_budget does: nothing else may run meanwhile
     resources:
         **SLURM_RESOURCES,
+    params:
+        done=lambda wildcards: earlier_runs(wildcards.stage),
     script:
-        "../../src/scripts/replan_finetune.py"
+        "../../src/scripts/replan.py"
+
+
+# The pseudo-label stage (config pseudo): fold k's finetune model labels the test images, and fold k trains
+# on its own training images and the confident ones, from its finetune weights (saltnet.training.pseudo).
+rule pseudo_labels:
+    input:
+        model=rules.finetune_fold.output.model,
+        test=rules.pack_data.output.test,
+    output:
+        labels="results/pseudo/fold{fold}/labels.npz",
+        summary="results/pseudo/fold{fold}/labels.json",
+    log:
+        "logs/pseudo_labels/fold{fold}.log",
+    conda:
+        "../../envs/train.yaml"
+    threads: fold_threads
+    resources:
+        **gpu_resources(30),
+    params:
+        settings=stage_settings("finetune"),  # what the model file must have been trained with
+        predict=config["predict"],
+        rule=config["pseudo_labels"],
+        bf16=config["bf16"],
+        lock_dir=LOCK_DIR,
+        gpu_slots=config["gpu_slots"],
+    script:
+        "../../src/scripts/pseudo_labels.py"
+
+
+use rule train_fold as pseudo_fold with:
+    input:
+        train=rules.pack_data.output.train,
+        folds=rules.split_folds.output[0],
+        init_weights=rules.finetune_fold.output.model,
+        pseudo_labels=rules.pseudo_labels.output.labels,
+        test=rules.pack_data.output.test,
+        budget=stage_budget("pseudo"),
+    output:
+        model="results/pseudo/fold{fold}/model.pth",
+        history="results/pseudo/fold{fold}/history.parquet",
+        run="results/pseudo/fold{fold}/run.json",
+    log:
+        "logs/pseudo_fold/fold{fold}.log",
+    benchmark:
+        "benchmarks/pseudo_fold/fold{fold}.tsv"
+    params:
+        settings=stage_settings("pseudo") if PSEUDO else {},
+        work_dir="results/checkpoints/pseudo/fold{fold}",
+        lock_dir=LOCK_DIR,
+        gpu_slots=config["gpu_slots"],

@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[3]
 SCHEMA_PATH = REPO / "workflow/schemas/config.schema.yaml"
 PRESETS = REPO / "workflow/presets"
 DEMO_PRESET = PRESETS / "demo.yaml"
-STAGES = ("train", "finetune")
+STAGES = ("train", "finetune", "pseudo")  # pseudo: null where the run has no pseudo-label stage
 
 
 class ConfigError(ValueError):
@@ -149,8 +149,10 @@ def resolve_config(files: list = (), overrides: Mapping | None = None, schema: d
         raise ConfigError(str(err)) from None
     config = with_defaults(config, schema)
     for stage in STAGES:
-        if isinstance(config.get(stage), dict) and isinstance(config.get("loss"), str):
-            config[stage].setdefault("loss", config["loss"])
+        if isinstance(config.get(stage), dict):
+            config[stage] = _fill(config[stage], schema["definitions"]["stage"], schema)  # pseudo's anyOf: not filled
+            if isinstance(config.get("loss"), str):
+                config[stage].setdefault("loss", config["loss"])
     validate_config(config, schema)
     check_folds(config["folds"])
     return config

@@ -41,7 +41,7 @@ def _stage_epochs(results: Path, stage: str, folds: list[int]) -> tuple[float | 
         run = _json(results / f"{stage}/fold{fold}/run.json")
         history = results / f"{stage}/fold{fold}/history.parquet"
         if run:
-            planned.append(run["epochs"])
+            planned.append(run.get("planned_epochs", run["epochs"]))
         if history.exists():
             real.append(len(pd.read_parquet(history)))
     mean = lambda xs: float(np.mean(xs)) if xs else None  # noqa: E731
@@ -69,8 +69,12 @@ def run_record(folder: str | Path, variant: str, seed: int | None, baseline_conf
     for fold in folds:
         row[f"fold{fold}_raw"] = cv["per_fold"][str(fold)]
         row[f"fold{fold}_pp"] = cv["postprocessed"]["per_fold"][str(fold)]
-    for stage in ("train", "finetune"):
-        row[f"{stage}_epochs_planned"], row[f"{stage}_epochs_real"] = _stage_epochs(results, stage, folds)
+    for stage in ("train", "finetune", "pseudo"):
+        if stage != "pseudo" or (results / "pseudo").is_dir():
+            row[f"{stage}_epochs_planned"], row[f"{stage}_epochs_real"] = _stage_epochs(results, stage, folds)
+    kept = [_json(results / f"pseudo/fold{fold}/labels.json") for fold in folds]
+    if all(kept):
+        row["pseudo_kept_share"] = round(float(np.mean([k["kept_share"] for k in kept])), 4)
     row.update({
         "wall_min": round(sweep["wall_s"] / 60, 2) if "wall_s" in sweep else None,
         "resumed": sweep["invocations"] > 1 if "invocations" in sweep else None,

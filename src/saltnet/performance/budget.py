@@ -5,11 +5,12 @@ step of each stage (the stage's model, size, batch and loss), a validation batch
 forward, in as many processes side by side as fold jobs will run at once, each with the fold jobs'
 threads (two 1-thread folds on two cores do not run at the speed of one). From those it predicts the
 DAG's wall time and scales every stage's `epochs` by one factor so the whole run fits the budget:
-fewer epochs on a slow machine, more (at most MAX_SCALE times) on a fast one. Once the first stage
-has ended in every fold, rule replan_finetune times the steps again and sets the finetune epochs from
-the first stage's real times (replan_finetune below). The stages keep their one-cycle schedules, so a
-plan is an ordinary run with other epoch counts; results/budget.json and results/budget_finetune.json
-say what was measured, planned and predicted, so the run can be repeated with those epochs fixed.
+fewer epochs on a slow machine, more (at most MAX_SCALE times) on a fast one. Once a stage has ended
+in every fold, rule replan (results/budget_{stage}.json) sets the next stage's epochs from that
+stage's real epochs and the clock (replan_stage below), so the last stage hands the run its whole
+budget, and gives each fold a time limit that guards the end. The stages keep their one-cycle
+schedules, so a plan is an ordinary run with other epoch counts; results/budget*.json say what was
+measured, planned and predicted, so the run can be repeated with those epochs fixed.
 
 The plan reserves RESERVE_SECONDS for what it does not time (job start-up, packing, fold splitting,
 reports).
@@ -28,10 +29,17 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-__all__ = ["BUSY_LOAD_PER_CORE", "MAX_SCALE", "RESERVE_SECONDS", "LOOP_OVERHEAD", "StageCost", "plan_epochs",
-           "measure_steps", "plan_budget", "replan_finetune"]
+__all__ = ["BUSY_LOAD_PER_CORE", "MAX_SCALE", "RESERVE_SECONDS", "LOOP_OVERHEAD", "TARGET_SHARE", "StageCost",
+           "plan_epochs", "measure_steps", "plan_budget", "replan_stage", "stage_epoch_seconds", "used_seconds",
+           "first_stage_time_limit"]
 
-MAX_SCALE = 2.0  # at most twice the configured epochs: beyond that the schedule was never measured
+MAX_SCALE = 3.0  # at most 3x the configured epochs: beyond that the schedule was never measured
+# The plans aim the DAG's end at this share of budget_minutes: a run ends within the budget's last 5%
+# when its predictions err by less than 2.5% of the budget either way (the last stage's TimeLimit
+# guards the end).
+TARGET_SHARE = 0.975
+# A clock more than this ahead of the time at work: the run was stopped and resumed (used_seconds).
+RESUMED_GAP_SECONDS = 600.0
 RESERVE_SECONDS = 180.0  # job start-up, pack_data, split_folds, ensemble, reports: ~2 min in the CPU preset's runs
 TIMED_STEPS = 10  # timed steps per measurement, after one warm-up step
 # A 1-minute load average above this many runnable processes per core when the measurement begins:
@@ -185,7 +193,7 @@ def plan_budget(budget_minutes: float, model: str, stages: list[dict], fold_size
     parallel = max(1, min(len(fold_sizes), cores // fold_threads))
     rounds = math.ceil(len(fold_sizes) / parallel)
     load = os.getloadavg()[0]
-    started = time.perf_counter()
+    clock, started = time.time(), time.perf_counter()
     seconds = measure_steps(model, stages, native, parallel, fold_threads, bf16, predict_batch_size)
     n_images, largest = sum(fold_sizes), max(fold_sizes)
     costs = []
@@ -193,13 +201,17 @@ def plan_budget(budget_minutes: float, model: str, stages: list[dict], fold_size
         batch = stage["batch_size"]
         n_train = n_images - min(fold_sizes)  # the largest training set of any fold
         scored = valid_count(largest, valid_fraction)
+        if stage["stage"] == "pseudo":  # planned with every test image; replan_stage counts those kept
+            n_train += n_test
         costs.append(StageCost(stage["stage"], stage["epochs"], max(1, n_train // batch), math.ceil(scored / batch),
                                seconds[stage["stage"]], seconds[stage["stage"] + "_infer"]))
     views = len(tta_views(predict_tta, predict_shifts))
-    predict_images = rounds * (largest + n_test) * views  # per process, flips and shifts included
+    pseudo = any(stage["stage"] == "pseudo" for stage in stages)
+    # per process, flips and shifts included; with a pseudo stage the finetune models also label the test set
+    predict_images = rounds * (largest + n_test * (2 if pseudo else 1)) * views
     predict_seconds = _predict_seconds(predict_images, seconds["predict"], predict_batch_size)
     measured = time.perf_counter() - started
-    plan = plan_epochs(costs, rounds, budget_minutes * 60, predict_seconds + RESERVE_SECONDS + measured)
+    plan = plan_epochs(costs, rounds, TARGET_SHARE * budget_minutes * 60, predict_seconds + RESERVE_SECONDS + measured)
     # What replan_finetune needs to time the steps again, as measure_steps' arguments (with the plan's
     # parallel_folds and fold_threads).
     keys = ("stage", "size", "batch_size", "loss", "aux_weight")
@@ -210,52 +222,116 @@ def plan_budget(budget_minutes: float, model: str, stages: list[dict], fold_size
             "predict_images": predict_images, "remeasure": remeasure,
             "reserve_seconds": RESERVE_SECONDS, "planning_seconds": round(measured, 1),
             "load_avg_1m": round(load, 2), "busy": load > BUSY_LOAD_PER_CORE * cores,
-            "stages": [{**asdict(c), "epoch_seconds": c.epoch_seconds} for c in costs]}
+            "started": clock, "target_share": TARGET_SHARE, "n_test": n_test, "largest_fold": largest,
+            "stages": [{**asdict(c), "epoch_seconds": c.epoch_seconds, "batch_size": stage["batch_size"],
+                        "own_images": n_images - min(fold_sizes)} for c, stage in zip(costs, stages)]}
 
 
-def replan_finetune(plan: dict, train_runs: list[dict], measured: dict | None = None, measured_seconds: float = 0.0,
-                    max_scale: float = MAX_SCALE) -> dict:
-    """The finetune stage's epochs again, from what the first stage really took -> {"epochs":
-    {"finetune": n}, "speed_ratio", "planned_speed_ratio" (real over the plan's first-stage epoch),
-    "used_seconds", "finetune_epoch_seconds", "predicted_seconds", "over_budget_seconds", "remeasured"}.
+def first_stage_time_limit(plan: dict) -> float:
+    """Seconds the first stage's fold jobs may train (callbacks.TimeLimit): what leaves, within the budget,
+    one epoch of every later stage and the predictions, per round of folds."""
+    later = sum(s["epoch_seconds"] for s in plan["stages"][1:])
+    left = (plan["budget_minutes"] * 60 - plan["reserve_seconds"] - plan["planning_seconds"] - plan["predict_seconds"]
+            - plan["rounds"] * later)
+    return round(max(left / plan["rounds"], plan["stages"][0]["epoch_seconds"]), 1)
 
-    plan: budget.json; train_runs: the first stage's run.json of every fold (seconds, epochs, resumed_from_epoch);
-    measured: measure_steps' seconds timed again now, after the first stage (plan["remeasure"]), and
-    measured_seconds what that took; None: the plan's own measurement is used.
-    A short measurement on a shared machine misses by 10-30% (its speed moves within minutes), so the
-    stage the plan fixed first is not the last word. speed_ratio is the slowest fold's real seconds per
-    first-stage epoch over those the measurement predicts (fastai's loop, the machine's speed since);
-    the finetune epoch and the predictions are that measurement's times that ratio. Measured again
-    here (nothing else runs then), both stages' times come from one moment: a plan measured on a busy CPU
-    slows its stages unequally, so one ratio would mispredict the finetune. What is left of the budget
-    after the planning, the first stage (its slowest fold's seconds, per round of folds) and this
-    measurement goes to the finetune stage (1 to max_scale x its configured epochs; with 1 the run may end
-    over budget, by over_budget_seconds as predicted).
+
+def stage_epoch_seconds(run: dict) -> float:
+    """Seconds of one epoch of a finished fold job (run.json): its steady epochs' median where the job
+    recorded it (the first epoch carries warm-up: oneDNN primitives, AMX kernels), else its mean."""
+    if run.get("epoch_seconds"):
+        return float(run["epoch_seconds"])
+    return run["seconds"] / max(1, run["epochs"] - (run.get("resumed_from_epoch") or 0))
+
+
+def _work_seconds(runs: list[dict]) -> float:
+    """Seconds in which at least one of `runs` was running (the union of their start..end): folds side by
+    side count once, a night between a fold and its rerun not at all."""
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted((r["start"], r["end"]) for r in runs):
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total
+
+
+def used_seconds(plan: dict, done: dict[str, list[dict]], now: float, extra_seconds: float = 0.0) -> float:
+    """Seconds of the budget used by `now`: the clock since plan_budget began, which counts everything
+    (the jobs, Snakemake's scheduling, the replans). Where the run was stopped and resumed (or the plan
+    predates `started`), the time at work instead: planning, the stages' fold jobs (their union) and
+    extra_seconds (replans, labelling)."""
+    runs = [run for stage_runs in done.values() for run in stage_runs]
+    at_work = plan["planning_seconds"] + _work_seconds(runs) + extra_seconds
+    if "started" not in plan or any(run.get("resumed_from_epoch") for run in runs):
+        return at_work
+    clock = now - plan["started"]
+    return clock if clock <= at_work + RESUMED_GAP_SECONDS else at_work
+
+
+def replan_stage(plan: dict, stage: str, done: dict[str, list[dict]], now: float | None = None,
+                 measured: dict | None = None, extra_seconds: float = 0.0, pseudo_images: int | None = None,
+                 later_predict_seconds: float | None = None, max_scale: float = MAX_SCALE) -> dict:
+    """The epochs of `stage` again, once the stages before it have ended in every fold -> {"epochs":
+    {stage: n}, "speed_ratio", "epoch_seconds", "used_seconds", "predicted_seconds", "over_budget_seconds",
+    "time_limit_s", "remeasured"}.
+
+    plan: budget.json; done: the run.json of every fold of each earlier stage; now: the clock (time.time());
+    measured: measure_steps' seconds timed again now (plan["remeasure"]), or None for the plan's;
+    pseudo_images: test images each fold's pseudo stage trains on beside its own (labels.json), where known;
+    later_predict_seconds: prediction time still to come where measured (else the plan's, scaled).
+
+    The epoch of a stage to come is the last finished stage's real steady epoch (its slowest fold's) times
+    the ratio of their measured step costs: both measured at one moment, so a busy or warming-up machine
+    slows both alike, and the real epoch carries the machine's speed now. What is left of the budget up to
+    TARGET_SHARE of it, after the time used and what must follow (predictions, the reserve), goes to this
+    stage and the ones after it by one factor on their configured epochs (1 to max_scale x). time_limit_s,
+    the guard each fold gets (callbacks.TimeLimit): its planned seconds plus its round's share of the
+    margin to the budget, so that no fold can carry the run past budget_minutes.
     """
-    train, finetune = (next(s for s in plan["stages"] if s["stage"] == name) for name in ("train", "finetune"))
-    per_epoch = max(run["seconds"] / max(1, run["epochs"] - (run.get("resumed_from_epoch") or 0)) for run in train_runs)
-    if measured is None:
-        train_epoch, finetune_epoch = train["epoch_seconds"], finetune["epoch_seconds"]
-        predict = plan["predict_seconds"]
-    else:
-        train_epoch, finetune_epoch = (StageCost(s["stage"], s["epochs"], s["train_steps"], s["valid_steps"],
-                                                 measured[s["stage"]], measured[s["stage"] + "_infer"]).epoch_seconds
-                                       for s in (train, finetune))
-        predict = _predict_seconds(plan["predict_images"], measured["predict"], plan["remeasure"]["predict_batch_size"])
-    ratio = per_epoch / train_epoch
-    # Time at work, not on the clock (a fold stopped and rerun the next day has not used the night): each
-    # round of folds side by side lasts as long as its slowest fold.
-    used = plan["planning_seconds"] + plan["rounds"] * max(run["seconds"] for run in train_runs) + measured_seconds
-    left = plan["budget_minutes"] * 60 - plan["reserve_seconds"] - used - ratio * predict
-    epoch = ratio * finetune_epoch
-    cap = max(1, math.floor(max_scale * finetune["epochs"]))
-    epochs = min(cap, max(1, math.floor(left / (plan["rounds"] * epoch))))
-    predicted = used + plan["rounds"] * epochs * epoch + ratio * predict + plan["reserve_seconds"]
-    return {"epochs": {"finetune": epochs}, "speed_ratio": round(ratio, 3),
-            "planned_speed_ratio": round(per_epoch / train["epoch_seconds"], 3), "used_seconds": round(used, 1),
-            "finetune_epoch_seconds": round(epoch, 2), "predicted_seconds": round(predicted, 1),
-            "over_budget_seconds": round(max(0.0, predicted - plan["budget_minutes"] * 60), 1),
+    order = [s["stage"] for s in plan["stages"]]
+    previous = order[order.index(stage) - 1]
+    costs = _stage_costs(plan, measured, pseudo_images)
+    real = max(stage_epoch_seconds(run) for run in done[previous])
+    ratio = real / costs[previous]
+    epoch = {s: ratio * costs[s] for s in order[order.index(stage):]}
+    configured = {s["stage"]: s["epochs"] for s in plan["stages"]}
+    used = used_seconds(plan, done, time.time() if now is None else now, extra_seconds)
+    predict = later_predict_seconds if later_predict_seconds is not None else ratio * _planned_predict(plan, measured)
+    budget = plan["budget_minutes"] * 60
+    left = TARGET_SHARE * budget - plan["reserve_seconds"] - used - predict
+    per_unit = plan["rounds"] * sum(configured[s] * epoch[s] for s in epoch)  # all stages to come, 1x configured
+    scale = min(max_scale, max(0.0, left / per_unit))
+    epochs = max(1, math.floor(scale * configured[stage]))
+    later = plan["rounds"] * sum(max(1, math.floor(scale * configured[s])) * epoch[s] for s in epoch if s != stage)
+    predicted = used + plan["rounds"] * epochs * epoch[stage] + later + predict + plan["reserve_seconds"]
+    margin = max(0.0, budget - predicted)
+    return {"stage": stage, "epochs": {stage: epochs}, "speed_ratio": round(ratio, 3),
+            "epoch_seconds": round(epoch[stage], 2), "previous_epoch_seconds": round(real, 2),
+            "used_seconds": round(used, 1), "predicted_seconds": round(predicted, 1),
+            "over_budget_seconds": round(max(0.0, predicted - budget), 1),
+            "time_limit_s": round(epochs * epoch[stage] + margin / plan["rounds"], 1),
             "remeasured": measured is not None}
+
+
+def _stage_costs(plan: dict, measured: dict | None, pseudo_images: int | None) -> dict[str, float]:
+    """Predicted seconds per epoch of each stage, from the plan's step times or those measured again; the
+    pseudo stage's training steps from the test images it really got, where known."""
+    costs = {}
+    for s in plan["stages"]:
+        train_steps = s["train_steps"]
+        if s["stage"] == "pseudo" and pseudo_images is not None:
+            train_steps = max(1, (s["own_images"] + pseudo_images) // s["batch_size"])
+        step, infer = ((measured[s["stage"]], measured[s["stage"] + "_infer"]) if measured
+                       else (s["step_seconds"], s["valid_step_seconds"]))
+        costs[s["stage"]] = StageCost(s["stage"], s["epochs"], train_steps, s["valid_steps"], step, infer).epoch_seconds
+    return costs
+
+
+def _planned_predict(plan: dict, measured: dict | None) -> float:
+    """The plan's prediction seconds (labelling included), from the steps timed again where they were."""
+    if not measured:
+        return plan["predict_seconds"]
+    return _predict_seconds(plan["predict_images"], measured["predict"], plan["remeasure"]["predict_batch_size"])
 
 
 if __name__ == "__main__":  # a measuring worker of measure_steps: the job as JSON in, the seconds as JSON out

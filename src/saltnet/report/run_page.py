@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import json
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -38,7 +39,7 @@ def read_benchmarks(paths: list[str | Path]) -> pd.DataFrame:
 def fold_runs(runs: dict[str, dict[int, str]]) -> pd.DataFrame:
     """One row per run.json that exists (runs: {stage: {fold: path}}): where and how each stage ran."""
     keys = ["size", "epochs", "best_epoch", "best_map_iou", "device", "precision", "precision_reason",
-            "threads", "seconds", "resumed_from_epoch", "swa"]
+            "threads", "seconds", "epoch_seconds", "end", "resumed_from_epoch", "swa", "pseudo_images"]
     rows = []
     for stage, by_fold in runs.items():
         for fold, path in sorted(by_fold.items()):
@@ -73,16 +74,14 @@ def _bench_section(bench: str | Path | None) -> str:
     return f"<p>{html.escape(line)}</p>" + _table(rows[cols])
 
 
-def _budget_section(budget: str | Path | None, folds: pd.DataFrame, replan: str | Path | None = None) -> str:
-    """The plan of rule plan_budget (and replan_finetune's correction) and, per stage, its predicted
-    seconds against the slowest fold's."""
+def _budget_section(budget: str | Path | None, folds: pd.DataFrame, replans: list[str | Path] = ()) -> str:
+    """The plan of rule plan_budget, each stage's replan (rule replan), and per stage its planned epochs and
+    seconds against what its folds really took."""
     if not budget or not Path(budget).is_file():
         return "<p>no time budget (config budget_minutes: null): the configured epochs were trained</p>"
     plan = json.loads(Path(budget).read_text())
-    epochs, again = dict(plan["epochs"]), None
-    if replan and Path(replan).is_file():
-        again = json.loads(Path(replan).read_text())
-        epochs.update(again["epochs"])
+    again = {r["stage"]: r for r in (json.loads(Path(p).read_text()) for p in replans if Path(p).is_file())
+             if "stage" in r}
     line = (f"budget {plan['budget_minutes']:g} min: every stage's epochs scaled by {plan['scale']:.3g}; "
             f"{plan['parallel_folds']} fold(s) side by side with {plan['fold_threads']} thread(s) each, "
             f"{plan['rounds']} round(s); whole DAG predicted {plan['predicted_seconds'] / 60:.1f} min (prediction "
@@ -90,22 +89,26 @@ def _budget_section(budget: str | Path | None, folds: pd.DataFrame, replan: str 
             f"{plan['planning_seconds']:.0f} s); CPU {plan.get('machine', {}).get('cpu_model', '?')}")
     if plan.get("busy"):
         line += (f". The CPU was busy when it was measured (1-minute load average {plan['load_avg_1m']:g}): "
-                 "other processes slowed the timed steps, so the plan gave too few epochs")
-    if again:
-        ratio = again.get("planned_speed_ratio", again["speed_ratio"])
-        timed = ", the steps timed again after it" if again.get("remeasured") else ""
-        line += (f". The first stage ran {ratio:.2f}x the planned time per epoch{timed}, so the finetune "
-                 f"epochs were planned again: {epochs['finetune']} of {again['finetune_epoch_seconds']:.0f} s; "
-                 f"whole DAG then predicted {again['predicted_seconds'] / 60:.1f} min")
-    replanned = {"finetune": again["finetune_epoch_seconds"]} if again else {}
+                 "other processes slowed the timed steps; the replans correct the later stages")
+    for stage, replan in again.items():
+        line += (f". Replanned after the stage before it ({replan['speed_ratio']:.2f}x its planned epoch): "
+                 f"{stage} {replan['epochs'][stage]} epochs of {replan['epoch_seconds']:.0f} s, whole DAG then "
+                 f"predicted {replan['predicted_seconds'] / 60:.1f} min")
+    if "started" in plan:  # the run page is among the DAG's last jobs
+        line += f". This page was written {(time.time() - plan['started']) / 60:.1f} min after planning began"
     rows = []
     for stage in plan["stages"]:
-        n = epochs[stage["stage"]]
-        epoch = replanned.get(stage["stage"], stage["epoch_seconds"])
-        taken = folds.loc[folds["stage"] == stage["stage"], "seconds"]
-        rows.append({"stage": stage["stage"], "configured epochs": stage["epochs"], "planned epochs": n,
-                     "predicted epoch (s)": epoch, "predicted stage (s)": n * epoch,
-                     "slowest fold took (s)": taken.max() if len(taken) else None})
+        name, replan = stage["stage"], again.get(stage["stage"])
+        n = replan["epochs"][name] if replan else plan["epochs"][name]
+        epoch = replan["epoch_seconds"] if replan else stage["epoch_seconds"]
+        runs = folds.loc[folds["stage"] == name]
+        real = runs["epoch_seconds"].dropna() if "epoch_seconds" in runs else pd.Series(dtype=float)
+        rows.append({"stage": name, "configured epochs": stage["epochs"], "planned epochs": n,
+                     "trained epochs": runs["epochs"].min() if len(runs) else None,
+                     "predicted epoch (s)": epoch, "real epoch (s), slowest fold": real.max() if len(real) else None,
+                     "predicted stage (s)": n * epoch,
+                     "slowest fold took (s)": runs["seconds"].max() if len(runs) else None,
+                     "time limit per fold (s)": replan.get("time_limit_s") if replan else None})
     return f"<p>{html.escape(line)}</p>" + _table(pd.DataFrame(rows))
 
 
@@ -142,7 +145,7 @@ def _analysis_section(paths: list[str | Path]) -> str:
 
 def run_page(run_info: dict, folds: pd.DataFrame, jobs: pd.DataFrame, missing: list[str],
              bench: str | Path | None = None, budget: str | Path | None = None,
-             replan: str | Path | None = None, analyses: list[str | Path] = ()) -> str:
+             replans: list[str | Path] = (), analyses: list[str | Path] = ()) -> str:
     """The page as one self-contained HTML document (tables and the config as YAML)."""
     if missing:
         items = "".join(f"<li>{html.escape(m)}</li>" for m in missing)
@@ -153,8 +156,8 @@ def run_page(run_info: dict, folds: pd.DataFrame, jobs: pd.DataFrame, missing: l
     config = html.escape(yaml.safe_dump(run_info.get("config", {}), sort_keys=False))
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>The run</title><style>{_STYLE}</style>"
             f"</head><body><h1>The run</h1>{status}"
-            f"<h2>Folds: device, precision, threads, time</h2>{_table(folds)}"
-            f"<h2>Time budget (results/budget.json)</h2>{_budget_section(budget, folds, replan)}"
+            f"<h2>Folds: device, precision, threads, time</h2>{_table(folds.drop(columns=['end']))}"
+            f"<h2>Time budget (results/budget.json)</h2>{_budget_section(budget, folds, replans)}"
             f"<h2>Jobs: time and memory (benchmarks/)</h2>{_table(jobs)}"
             f"<h2>Analyses (results/analysis/)</h2>{_analysis_section(analyses)}"
             f"<h2>Benchmark (results/bench.json)</h2>{_bench_section(bench)}"
@@ -179,13 +182,13 @@ def plot_job_times(jobs: pd.DataFrame):
 def run_report(run_info: str | Path, runs: dict[str, dict[int, str]], benchmarks: list[str | Path],
                expected: dict[str, str], out_html: str | Path, out_times: str | Path,
                bench: str | Path | None = None, budget: str | Path | None = None,
-               replan: str | Path | None = None, analyses: list[str | Path] = ()) -> list[str]:
+               replans: list[str | Path] = (), analyses: list[str | Path] = ()) -> list[str]:
     """Write the run page and the job-times PNG from what exists (runs: {stage: {fold: run.json}},
-    benchmarks: Snakemake benchmark files, expected: {what: path}, budget: budget.json or None, replan:
-    budget_finetune.json or None, analyses: results/analysis/*.json);
+    benchmarks: Snakemake benchmark files, expected: {what: path}, budget: budget.json or None, replans:
+    the budget_{stage}.json of rule replan, analyses: results/analysis/*.json);
     returns the missing outputs."""
     info = json.loads(Path(run_info).read_text())
     jobs, missing = read_benchmarks(benchmarks), missing_outputs(expected)
-    write_text(out_html, run_page(info, fold_runs(runs), jobs, missing, bench, budget, replan, analyses))
+    write_text(out_html, run_page(info, fold_runs(runs), jobs, missing, bench, budget, replans, analyses))
     save_figure(plot_job_times(jobs), out_times)
     return missing

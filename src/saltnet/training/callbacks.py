@@ -5,19 +5,20 @@ from __future__ import annotations
 import logging
 import math
 import random
+import statistics
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from fastai.callback.core import Callback
+from fastai.callback.core import Callback, CancelFitException
 from fastai.callback.tracker import SaveModelCallback
 from fastai.learner import Recorder
 
 from saltnet.runtime.atomic import atomic_path
 
 __all__ = ["Autocast", "ChannelsLast", "NonFiniteLossError", "StopOnNonFiniteLoss", "BestModel",
-           "EpochHistory", "epoch_line", "Snapshots", "Checkpoint", "rng_state", "set_rng_state"]
+           "EpochHistory", "epoch_line", "Snapshots", "Checkpoint", "TimeLimit", "rng_state", "set_rng_state"]
 
 log = logging.getLogger(__name__)
 
@@ -184,15 +185,19 @@ class Snapshots(Callback):
 
     order = BestModel.order + 1
 
-    def __init__(self, folder: Path, keep: int):
-        self.folder, self.keep = Path(folder), keep
+    def __init__(self, folder: Path, keep: int, rolling: bool = False):
+        self.folder, self.keep, self.rolling = Path(folder), keep, rolling
 
     def after_epoch(self):
-        if not _epoch_ran(self) or self.epoch < self.n_epoch - self.keep:
+        """rolling: every epoch is written and the one `keep` before it removed, so the last `keep` epochs are
+        on disk wherever the fit ends (a TimeLimit may end it early)."""
+        if not _epoch_ran(self) or (self.epoch < self.n_epoch - self.keep and not self.rolling):
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.folder / f"epoch{self.epoch + 1}.pth") as tmp:
             torch.save(self.learn.model.state_dict(), tmp)
+        if self.rolling:
+            (self.folder / f"epoch{self.epoch + 1 - self.keep}.pth").unlink(missing_ok=True)
 
 
 class Checkpoint(Callback):
@@ -232,3 +237,26 @@ class Checkpoint(Callback):
             torch.save(state, tmp)
         self.last_write = time.monotonic()
         log.debug("checkpoint after epoch %d written to %s", self.epoch + 1, self.path)
+
+
+class TimeLimit(Callback):
+    """End the fit after the epoch from which one more would pass `seconds` of training (the epochs of a
+    resumed run counted from the history): the time budget's guard, so that a stage the plan over-estimated
+    cannot carry the run past budget_minutes. The next epoch is predicted as the mean of the last 3 (the
+    first carries warm-up). The one-cycle schedule is then cut short, so the plan, not this, should decide
+    the epochs: `stopped_early` says when it did."""
+
+    order = max(EpochHistory.order, Checkpoint.order) + 1  # after the epoch's row, snapshot, checkpoint
+
+    def __init__(self, seconds: float, history: EpochHistory):
+        self.seconds, self.history, self.stopped_early = seconds, history, False
+
+    def after_epoch(self):
+        if not _epoch_ran(self) or self.epoch + 1 >= self.n_epoch:
+            return
+        times = [row["seconds"] for row in self.history.rows]
+        if sum(times) + statistics.mean(times[-3:]) > self.seconds:
+            log.warning("time limit: %d of %d epochs done in %.0f s of the %.0f s this stage may take: stopping",
+                        self.epoch + 1, self.n_epoch, sum(times), self.seconds)
+            self.stopped_early = True
+            raise CancelFitException()

@@ -34,6 +34,7 @@ from saltnet.training.callbacks import (
     EpochHistory,
     Snapshots,
     StopOnNonFiniteLoss,
+    TimeLimit,
     set_rng_state,
 )
 from saltnet.training.learner import build_learner
@@ -64,6 +65,7 @@ class TrainResult:
     best_score: float
     resumed_from: int  # epochs that were already done when this run started
     precision: Precision
+    epochs: int  # epochs trained: settings.epochs, or fewer where a time limit ended the stage
 
 
 def valid_subset(valid_idx: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -95,15 +97,23 @@ def _load_checkpoint(path: Path, fingerprint: str, device: torch.device) -> dict
 
 def train_fold(data: PackedData, folds: pd.DataFrame, fold: int, settings: TrainSettings,
                work_dir: str | Path, device: torch.device, init_weights: str | None = None,
-               extra_cbs: tuple = ()) -> TrainResult:
+               extra_cbs: tuple = (), extra: tuple[np.ndarray, np.ndarray] | None = None,
+               time_limit_s: float | None = None) -> TrainResult:
     """Train `fold` (its images are the validation set) and return the best epoch's weights.
 
     init_weights: a model file (saltnet.models.modelfile) of the same architecture (progressive resizing:
     the 128 px stage's); another architecture is an error that names both.
     extra_cbs: more fastai callbacks (gpu-check's timers).
+    extra: (images (K, H, W) uint8, masks (K, H, W) uint8) trained on beside the fold's training images,
+    never scored (the pseudo stage's test images).
+    time_limit_s: the stage ends after the epoch from which one more would pass it (callbacks.TimeLimit).
     """
     work_dir = Path(work_dir)
-    fingerprint = settings.fingerprint(fold, init_weights, data_digest(data, folds))
+    digest = data_digest(data, folds)
+    if extra is not None:
+        data, n_own = _with_extra(data, *extra), len(data.ids)
+        digest = hashlib.sha256((digest + data_digest(data, folds)).encode()).hexdigest()
+    fingerprint = settings.fingerprint(fold, init_weights, digest)
     ckpt = _load_checkpoint(work_dir / "checkpoint.pth", fingerprint, device)
     if ckpt is None:  # never mix two runs; remove only what training writes there
         for name in OWN_FILES:
@@ -117,7 +127,11 @@ def train_fold(data: PackedData, folds: pd.DataFrame, fold: int, settings: Train
     log.info("fold %d: deterministic %s (%s)", fold, determinism.on, determinism.reason)
     seed_everything(settings.seed + fold, determinism.on)
 
-    train_idx, valid_idx = fold_indices(folds, data.ids, fold)
+    if extra is None:
+        train_idx, valid_idx = fold_indices(folds, data.ids, fold)
+    else:  # the extra images (after the n_own packed ones) train only
+        train_idx, valid_idx = fold_indices(folds, data.ids[:n_own], fold)
+        train_idx = np.concatenate([train_idx, np.arange(n_own, len(data.ids))])
     if settings.exclude:  # left out of training only: still scored with the fold (saltnet.data.cleaning)
         dropped = excluded(data.masks[train_idx], settings.exclude)
         log.info("fold %d: %d training images left out (exclude: %s)", fold, int(dropped.sum()),
@@ -133,14 +147,17 @@ def train_fold(data: PackedData, folds: pd.DataFrame, fold: int, settings: Train
     if settings.compile:  # in place: the state dict keeps its keys (torch.compile(model) would prefix them)
         model.compile()
 
-    stage = "finetune" if init_weights else "train"  # names the stage in the epoch log lines
+    stage = "pseudo" if extra is not None else "finetune" if init_weights else "train"  # for the log lines
     history = EpochHistory(ckpt["history"] if ckpt else None, fold, stage, settings.size)
     best = BestModel("map_iou", work_dir / "best.pth", *((ckpt["best"], ckpt["best_epoch"]) if ckpt else ()))
     cbs = [StopOnNonFiniteLoss(fold), ChannelsLast(), history, best,
            Checkpoint(work_dir / "checkpoint.pth", fingerprint, best, history, settings.checkpoint_minutes * 60),
            *extra_cbs]
     if settings.snapshots or settings.swa > 1:
-        cbs.append(Snapshots(work_dir / SNAPSHOTS, max(settings.snapshots, settings.swa)))
+        cbs.append(Snapshots(work_dir / SNAPSHOTS, max(settings.snapshots, settings.swa), rolling=bool(time_limit_s)))
+    limit = TimeLimit(time_limit_s, history) if time_limit_s else None
+    if limit:
+        cbs.append(limit)
     if precision.bf16:
         cbs.insert(0, Autocast(device.type))
     learn = build_learner(dls, model, settings.loss, settings.wd, cbs, settings.aux_weight)
@@ -149,11 +166,23 @@ def train_fold(data: PackedData, folds: pd.DataFrame, fold: int, settings: Train
              settings.size, start_epoch, settings.epochs - 1)
     with learn.no_bar(), learn.no_logging():
         learn.fit_one_cycle(settings.epochs, settings.lr, wd=settings.wd, start_epoch=start_epoch)
+    done = len(history.rows)  # settings.epochs, unless the time limit ended the stage
     if settings.swa > 1:  # the last epochs' weights averaged replace the best epoch's
-        _average_last_epochs(learn.model, work_dir / SNAPSHOTS, settings.swa, settings.epochs, data.images[train_idx],
+        _average_last_epochs(learn.model, work_dir / SNAPSHOTS, settings.swa, done, data.images[train_idx],
                              input_size, settings.batch_size, device, fold)
     state = {k: v.detach().cpu().contiguous() for k, v in learn.model.state_dict().items()}
-    return TrainResult(state, pd.DataFrame(history.rows), best.best_epoch, float(best.best), start_epoch, precision)
+    return TrainResult(state, pd.DataFrame(history.rows), best.best_epoch, float(best.best), start_epoch, precision,
+                       done)
+
+
+def _with_extra(data: PackedData, images: np.ndarray, masks: np.ndarray) -> PackedData:
+    """The packed images and masks with `images` and `masks` after them (ids 'extra{i}')."""
+    if images.shape[1:] != data.images.shape[1:] or masks.shape != images.shape:
+        raise ValueError(f"extra training images {images.shape} and masks {masks.shape} do not match the packed "
+                         f"images {data.images.shape[1:]}")
+    ids = np.array([f"extra{i}" for i in range(len(images))], dtype=str)
+    return PackedData(np.concatenate([data.ids.astype(str), ids]), np.concatenate([data.images, images]),
+                      np.concatenate([data.masks, masks.astype(data.masks.dtype)]))
 
 
 def _init_state(path: str, model: str) -> dict:
