@@ -204,6 +204,10 @@ def validate_config(config: dict, schema: dict) -> None:
 
 
 def _error_line(error, schema: dict) -> str:
+    if error.validator == "anyOf" and isinstance(error.instance, dict):  # pseudo: null or a stage; the stage's
+        inner = [e for e in error.context if e.validator != "type"]        # own complaint names the key
+        if inner:
+            return _error_line(inner[0], schema)
     path = ".".join(map(str, error.absolute_path))
     if error.validator == "additionalProperties":
         allowed = sorted(resolve_ref(error.schema, schema).get("properties", {}))

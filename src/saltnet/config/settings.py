@@ -49,6 +49,7 @@ class TrainSettings:
     snapshots: int = _TOP["snapshots"]  # keep the weights of the last this many epochs (work_dir/snapshots)
     swa: int = _STAGE["swa"]  # > 1: the stage's model is the mean of its last swa epochs' weights
     exclude: tuple[str, ...] | list[str] = tuple(_TOP["exclude"])  # saltnet.data.cleaning filters: left out of training
+    repeat: tuple[str, ...] | list[str] = tuple(_TOP["repeat"])  # saltnet.data.cleaning filters: twice per epoch
     aux_weight: float = _TOP["aux_weight"]  # each deep-supervision level's loss weight
 
     @property
@@ -72,7 +73,7 @@ class TrainSettings:
 # after the fit (from the kept files) do not change the fit that a checkpoint resumes.
 _NOT_IN_FINGERPRINT = ("checkpoint_minutes", "snapshots", "swa")
 # A field added after runs existed: hashed only when set, so a checkpoint written before it still resumes.
-_HASHED_UNLESS_EMPTY = ("exclude",)
+_HASHED_UNLESS_EMPTY = ("exclude", "repeat")
 FIELDS = tuple(f.name for f in dataclasses.fields(TrainSettings))
 
 

@@ -36,6 +36,7 @@ FORMAT = "saltnet-model/1"
 # What may differ between a model file and the config it is used with: the epochs (a time budget plans
 # them at run time), what only decides which weights are kept on disk, and how the kernels ran.
 NOT_RECIPE = ("epochs", "checkpoint_minutes", "snapshots", "compile", "deterministic")
+LIST_FIELDS = ("exclude", "repeat")  # filters of saltnet.data.cleaning, empty by default
 
 
 def _canonical(value) -> str:
@@ -95,12 +96,18 @@ def read_model_file(path: str | Path) -> ModelFile:
                      payload["settings_digest"], payload["state_dict"])
 
 
+def _filled(settings: dict, key: str):
+    """settings[key]; a list field a file written before it existed lacks reads as empty (its default)."""
+    value = settings.get(key)
+    return [] if value is None and key in LIST_FIELDS else value
+
+
 def check_model_file(found: ModelFile, expected, role: str = "the config") -> None:
     """Raise ValueError unless `found` was trained with the recipe of `expected` (TrainSettings): same model
     and size, and the same settings apart from NOT_RECIPE. The message names both sides of each difference."""
     wanted = dataclasses.asdict(expected)
     differ = [key for key in sorted(set(wanted) | set(found.settings))
-              if key not in NOT_RECIPE and _canonical(found.settings.get(key)) != _canonical(wanted.get(key))]
+              if key not in NOT_RECIPE and _canonical(_filled(found.settings, key)) != _canonical(_filled(wanted, key))]
     if differ:
         lines = "; ".join(f"{k}: file {found.settings.get(k)!r}, {role} {wanted.get(k)!r}" for k in differ[:6])
         raise ValueError(f"model file {found.path} ({found.describe()}) was trained with other settings than "

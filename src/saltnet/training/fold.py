@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from saltnet.config.settings import TrainSettings
-from saltnet.data.cleaning import excluded
+from saltnet.data.cleaning import excluded, repeated
 from saltnet.data.folds import fold_indices
 from saltnet.data.loaders import make_dataloaders
 from saltnet.data.pack import PackedData
@@ -137,6 +137,11 @@ def train_fold(data: PackedData, folds: pd.DataFrame, fold: int, settings: Train
         log.info("fold %d: %d training images left out (exclude: %s)", fold, int(dropped.sum()),
                  ", ".join(settings.exclude))
         train_idx = train_idx[~dropped]
+    if settings.repeat:  # shown twice per epoch (saltnet.data.cleaning)
+        again = train_idx[repeated(data.masks[train_idx], settings.repeat)]
+        log.info("fold %d: %d training images shown twice per epoch (repeat: %s)", fold, len(again),
+                 ", ".join(settings.repeat))
+        train_idx = np.concatenate([train_idx, again])
     valid_idx = valid_subset(valid_idx, settings.valid_fraction, settings.seed + fold)
     input_size = get_model_spec(settings.model).input_size(settings.size, data.images.shape[-1])
     dls = make_dataloaders(data.images, data.masks, train_idx, valid_idx, input_size, settings.batch_size, device,
