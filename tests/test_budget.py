@@ -2,11 +2,21 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from conftest import run_snakemake, write_config
-from saltnet.performance.budget import LOOP_OVERHEAD, MAX_SCALE, StageCost, measure_steps, plan_epochs, replan_finetune
+from saltnet.performance.budget import (
+    LOOP_OVERHEAD,
+    MAX_SCALE,
+    TARGET_SHARE,
+    StageCost,
+    measure_steps,
+    plan_epochs,
+    replan_stage,
+    used_seconds,
+)
 
 # Step times chosen so that the epochs (steps times LOOP_OVERHEAD) last 52 s and 62 s:
 # per fold at the configured epochs 30 * 52 + 10 * 62 = 2180 s
@@ -51,70 +61,91 @@ def test_rounding_up_to_one_epoch_says_how_far_over_budget_it_ends():
     assert plan["over_budget_seconds"] == pytest.approx(9 * 10 + 100 - 160)
 
 
-def _plan(train_epoch=100.0, finetune_epoch=100.0) -> dict:
-    """A budget.json of 60 min: 20 + 10 planned epochs of 100 s, 2 folds side by side, 120 s of predictions."""
+def _stage(name: str, epochs: int, epoch_seconds: float = 100.0, own: int = 1600, batch: int = 16) -> dict:
+    """A stage of budget.json: `epochs` configured, epochs of epoch_seconds (own // batch steps, no scoring)."""
+    steps = own // batch
+    return {"stage": name, "epochs": epochs, "train_steps": steps, "valid_steps": 0,
+            "step_seconds": epoch_seconds / steps / LOOP_OVERHEAD, "valid_step_seconds": 0.0,
+            "epoch_seconds": epoch_seconds, "batch_size": batch, "own_images": own}
+
+
+def _plan(*stages) -> dict:
+    """A budget.json of 60 min begun at t = 1000 s: one round of folds, 120 s of predictions, 30 s planning."""
+    stages = stages or (_stage("train", 20), _stage("finetune", 10))
     return {"budget_minutes": 60, "planning_seconds": 30.0, "rounds": 1, "reserve_seconds": 180.0,
-            "predict_seconds": 120.0,
-            "epochs": {"train": 20, "finetune": 10},
-            "stages": [{"stage": "train", "epochs": 20, "epoch_seconds": train_epoch},
-                       {"stage": "finetune", "epochs": 10, "epoch_seconds": finetune_epoch}]}
+            "predict_seconds": 120.0, "started": 1000.0, "epochs": {s["stage"]: s["epochs"] for s in stages},
+            "stages": list(stages)}
 
 
 def _runs(seconds_per_epoch: float, epochs: int = 20, start: float = 1030.0) -> list[dict]:
+    """Two folds side by side, the second 50 s shorter; their steady epochs as run.json records them."""
     end = start + seconds_per_epoch * epochs
-    return [{"start": start, "end": end, "seconds": end - start, "epochs": epochs, "resumed_from_epoch": None},
+    return [{"start": start, "end": end, "seconds": end - start, "epochs": epochs, "resumed_from_epoch": 0,
+             "epoch_seconds": seconds_per_epoch},
             {"start": start, "end": end - 50, "seconds": end - 50 - start, "epochs": epochs,
-             "resumed_from_epoch": None}]
+             "resumed_from_epoch": 0, "epoch_seconds": seconds_per_epoch - 2.5}]
 
 
-def test_a_first_stage_faster_than_planned_leaves_more_finetune_epochs():
-    replan = replan_finetune(_plan(), _runs(75.0))  # 1500 s: 500 s ahead of the plan
-    assert replan["speed_ratio"] == pytest.approx(0.75)  # the slowest fold
-    # left: 3600 - 180 reserve - 1530 used - 0.75 * 120 = 1800 s; finetune epochs of 75 s: 24, capped at 2 x 10
-    assert replan["epochs"] == {"finetune": 20} and replan["over_budget_seconds"] == 0
+def test_a_first_stage_faster_than_planned_hands_the_finetune_the_rest_of_the_budget():
+    runs = _runs(75.0)  # 1500 s: 500 s ahead of the plan
+    replan = replan_stage(_plan(), "finetune", {"train": runs}, now=runs[0]["end"])
+    assert replan["speed_ratio"] == pytest.approx(0.75)  # the slowest fold's steady epoch over the planned one
+    # used 1530 s by the clock; left: 0.975 * 3600 - 180 reserve - 1530 - 0.75 * 120 predictions = 1710 s:
+    # 22 finetune epochs of 75 s; predicted end 1530 + 1650 + 90 + 180 = 3450 s, within the budget's last 5%
+    assert replan["epochs"] == {"finetune": 22} and replan["used_seconds"] == pytest.approx(1530)
+    assert replan["predicted_seconds"] == pytest.approx(3450)
+    assert 0.95 * 3600 <= replan["predicted_seconds"] <= 3600 and replan["over_budget_seconds"] == 0
+    assert replan["time_limit_s"] == pytest.approx(22 * 75 + 150)  # its epochs and the margin to the budget
 
 
 def test_a_first_stage_slower_than_planned_leaves_fewer():
-    replan = replan_finetune(_plan(), _runs(120.0))  # 2400 s: the finetune epochs cost 120 s too
-    # left: 3600 - 180 - 2430 - 1.2 * 120 = 846 s -> 7 epochs of 120 s; the end predicted inside the budget
-    assert replan["epochs"] == {"finetune": 7}
-    assert replan["predicted_seconds"] <= 3600 and replan["over_budget_seconds"] == 0
+    runs = _runs(120.0)  # 2400 s: the finetune epochs cost 120 s too
+    replan = replan_stage(_plan(), "finetune", {"train": runs}, now=runs[0]["end"])
+    # left: 3510 - 180 - 2430 - 144 = 756 s -> 6 epochs of 120 s; the end predicted inside the budget
+    assert replan["epochs"] == {"finetune": 6} and replan["predicted_seconds"] <= 3600
+
+
+def test_the_clock_counts_what_the_fold_jobs_do_not():
+    """Snakemake's scheduling and the jobs between the stages use the budget too: the clock says so."""
+    runs = _runs(100.0)
+    on_time = replan_stage(_plan(), "finetune", {"train": runs}, now=runs[0]["end"])
+    late = replan_stage(_plan(), "finetune", {"train": runs}, now=runs[0]["end"] + 300)
+    assert late["used_seconds"] == on_time["used_seconds"] + 300
+    assert late["epochs"]["finetune"] == on_time["epochs"]["finetune"] - 3
 
 
 def test_a_first_stage_that_used_the_whole_budget_still_finetunes_one_epoch_and_says_by_how_much_it_is_over():
-    replan = replan_finetune(_plan(), _runs(180.0))
+    runs = _runs(180.0)
+    replan = replan_stage(_plan(), "finetune", {"train": runs}, now=runs[0]["end"])
     assert replan["epochs"] == {"finetune": 1} and replan["over_budget_seconds"] > 0
 
 
-def test_a_fold_rerun_a_day_later_does_not_count_the_day_as_used():
+def test_a_run_resumed_a_day_later_counts_its_time_at_work_not_the_night():
     runs = _runs(120.0)
-    runs[1] = {**runs[1], "start": runs[1]["start"] + 86_400, "end": runs[1]["end"] + 86_400}
-    same_day = replan_finetune(_plan(), _runs(120.0))["epochs"]
-    assert replan_finetune(_plan(), runs)["epochs"] == same_day == {"finetune": 7}
+    runs[1] = {**runs[1], "start": runs[1]["start"] + 86_400, "end": runs[1]["start"] + 86_400 + 1200,
+               "resumed_from_epoch": 10}
+    used = used_seconds(_plan(), {"train": runs}, now=runs[1]["end"])
+    assert used == pytest.approx(30 + 2400 + 1200)  # planning and the two folds' own spans, not the day
 
 
-def test_timed_again_after_the_first_stage_the_finetune_epochs_come_from_that_measurement():
-    """A plan measured on a busy CPU put the first stage's epochs at 140 s (real: 100 s) but the finetune's
-    at 110 s (real: 120 s): its ratio alone would plan 78.6 s finetune epochs, 16 of them, 10 min over."""
-    plan = {**_plan(train_epoch=140.0, finetune_epoch=110.0), "predict_images": 1000,
-            "remeasure": {"predict_batch_size": 10}}
-    plan["stages"] = [{**stage, "train_steps": 100, "valid_steps": 0} for stage in plan["stages"]]
-    # timed again, quiet: steps that make epochs of 105 s and 126 s, and 10.5 s of predictions
-    measured = {"train": 1.05 / LOOP_OVERHEAD, "train_infer": 0.5, "finetune": 1.26 / LOOP_OVERHEAD,
-                "finetune_infer": 0.5,
-                "predict": 0.105 / LOOP_OVERHEAD}
-    runs = _runs(100.0)  # 2000 s
-    old = replan_finetune(plan, runs)
-    assert old["epochs"] == {"finetune": 16} and old["finetune_epoch_seconds"] == pytest.approx(110 / 1.4, abs=0.01)
-    again = replan_finetune(plan, runs, measured, measured_seconds=40.0)
-    assert again["remeasured"] and not old["remeasured"]
-    assert again["planned_speed_ratio"] == old["speed_ratio"] == pytest.approx(100 / 140, abs=0.001)
-    assert again["speed_ratio"] == pytest.approx(100 / 105, abs=0.001)
-    assert again["finetune_epoch_seconds"] == pytest.approx(120)
-    # left: 3600 - 180 reserve - (30 + 2000 + 40) used - (100 / 105) * 10.5 s of predictions = 1340 s: 11 epochs
-    assert again["epochs"] == {"finetune": 11} and again["used_seconds"] == pytest.approx(2070)
-    assert again["predicted_seconds"] == pytest.approx(30 + 2000 + 40 + 11 * 120 + 10 + 180)  # 3580 s
-    assert again["over_budget_seconds"] == 0
+def test_the_finetune_keeps_room_for_the_pseudo_stage_which_gets_what_is_left():
+    # the plan counts all 800 test images in the pseudo stage's steps: 150 steps of the finetune's 1 s
+    pseudo_stage = {**_stage("pseudo", 10), "train_steps": 150, "epoch_seconds": 150.0}
+    plan = _plan(_stage("train", 20), _stage("finetune", 10), pseudo_stage)
+    runs = _runs(75.0)
+    finetune = replan_stage(plan, "finetune", {"train": runs}, now=runs[0]["end"])
+    # one factor for both stages to come: 1710 s over 10 x 75 + 10 x 112.5 = 1875 s -> 0.912: 9 + 9 epochs
+    assert finetune["epochs"] == {"finetune": 9}
+    assert finetune["predicted_seconds"] <= TARGET_SHARE * 3600
+    done = {"train": runs, "finetune": _runs(75.0, epochs=9, start=runs[0]["end"])}
+    now = done["finetune"][0]["end"]
+    # the pseudo stage's epochs from the finetune's real ones: it got 800 test images beside its 1600, so
+    # its epoch is 1.5 x the finetune's 75 s; what is left of the budget is all its own
+    pseudo = replan_stage(plan, "pseudo", done, now=now, pseudo_images=800, later_predict_seconds=60.0)
+    assert pseudo["epoch_seconds"] == pytest.approx(112.5)
+    left = TARGET_SHARE * 3600 - 180 - (now - 1000) - 60
+    assert pseudo["epochs"] == {"pseudo": int(left // 112.5)}
+    assert 0.95 * 3600 <= pseudo["predicted_seconds"] <= 3600
 
 
 @pytest.mark.process
@@ -130,32 +161,47 @@ def test_measured_step_times_are_real_and_positive():
 
 @pytest.mark.snakemake
 def test_the_dag_trains_the_planned_epochs(tmp_path):
-    """A generous budget on the tiny config: MAX_SCALE times its 1 epoch per stage, the folds run them,
-    and the run page shows the plan next to what the stages took."""
-    write_config(tmp_path, budget_minutes=30, fold_threads="share")
+    """A generous budget on the tiny config with a pseudo stage and small masks repeated: MAX_SCALE times its
+    1 epoch per stage, each later stage replanned with a time limit, and the run page shows the plan next to
+    what the stages took."""
+    pseudo = {"size": 64, "epochs": 1, "batch_size": 8, "lr": 1e-3, "wd": 1e-7}
+    write_config(tmp_path, budget_minutes=30, fold_threads="share", pseudo=pseudo, repeat=["small_masks"],
+                 pseudo_labels={"low": 0.3, "high": 0.7, "share": 0.5})
     run_snakemake(tmp_path, "results/report/run/run.html")
     plan = json.loads((tmp_path / "results/budget.json").read_text())
-    assert plan["epochs"] == {"train": int(MAX_SCALE), "finetune": int(MAX_SCALE)}
-    replan = json.loads((tmp_path / "results/budget_finetune.json").read_text())
-    assert replan["speed_ratio"] > 0 and replan["used_seconds"] > 0 and replan["remeasured"]
-    plan["epochs"].update(replan["epochs"])  # what the finetune folds were given
+    assert plan["epochs"] == {"train": int(MAX_SCALE), "finetune": int(MAX_SCALE), "pseudo": int(MAX_SCALE)}
     assert plan["parallel_folds"] == 2 and plan["fold_threads"] == 1  # --cores 2 shared by 2 folds
     assert 0 < plan["predicted_seconds"] <= 30 * 60 and plan["machine"]["cpu_capability"]
     assert plan["load_avg_1m"] >= 0 and isinstance(plan["busy"], bool)
-    for stage in ("train", "finetune"):
+    for stage in ("finetune", "pseudo"):
+        replan = json.loads((tmp_path / f"results/budget_{stage}.json").read_text())
+        assert replan["speed_ratio"] > 0 and replan["used_seconds"] > 0 and replan["time_limit_s"] > 0
+        plan["epochs"].update(replan["epochs"])  # what the folds of the stage were given
+    for stage in ("train", "finetune", "pseudo"):
         history = pd.read_parquet(tmp_path / f"results/{stage}/fold0/history.parquet")
         assert len(history) == plan["epochs"][stage]
         run = json.loads((tmp_path / f"results/{stage}/fold0/run.json").read_text())
-        assert run["epochs"] == plan["epochs"][stage]
+        assert run["epochs"] == plan["epochs"][stage] and run["time_limit_s"] > 0
+    table = pd.read_parquet(tmp_path / "results/folds.parquet")
+    for fold in (0, 1):  # fold k's labels come from fold k's finetune model alone; its OOF is its own images
+        labels = json.loads((tmp_path / f"results/pseudo/fold{fold}/labels.json").read_text())
+        assert labels["model"] == f"results/finetune/fold{fold}/model.pth" and labels["test_images"] == 8
+        run = json.loads((tmp_path / f"results/pseudo/fold{fold}/run.json").read_text())
+        assert run["pseudo_images"] == labels["kept"]
+        log = (tmp_path / f"logs/predict_fold/fold{fold}.log").read_text()
+        assert f"results/pseudo/fold{fold}/model.pth" in log  # the last stage's models predict
+        ids = np.load(tmp_path / f"results/predict/fold{fold}/oof.npz")["ids"]
+        assert len(set(ids)) == len(ids) and set(ids) == set(table.loc[table["fold"] == fold, "id"])
     page = (tmp_path / "results/report/run/run.html").read_text()
-    assert "budget 30 min: every stage&#x27;s epochs scaled by 2" in page and "planned epochs" in page
-    assert "finetune epochs were planned again" in page
+    assert "budget 30 min: every stage&#x27;s epochs scaled by 3" in page and "planned epochs" in page
+    assert "Replanned after the stage before it" in page and "real epoch (s), slowest fold" in page
 
 
 def test_the_run_page_says_when_the_plan_was_measured_on_a_busy_cpu(tmp_path):
     from saltnet.report.run_page import _budget_section
 
-    folds = pd.DataFrame({"stage": ["train", "finetune"], "fold": [0, 0], "seconds": [100.0, 50.0]})
+    folds = pd.DataFrame({"stage": ["train", "finetune"], "fold": [0, 0], "seconds": [100.0, 50.0],
+                          "epochs": [20, 10], "epoch_seconds": [5.0, 5.0]})
     plan = {**_plan(), "budget_minutes": 80, "scale": 1.0, "parallel_folds": 2, "fold_threads": 1, "rounds": 1,
             "predicted_seconds": 4000.0, "predict_seconds": 80.0, "reserve_seconds": 180.0, "planning_seconds": 50.0,
             "load_avg_1m": 1.62, "busy": True}

@@ -69,7 +69,9 @@ def test_scores_history_and_provenance(finished_run):
         history = pd.read_parquet(finished_run / f"results/{stage}/fold0/history.parquet")
         assert history["epoch"].tolist() == [0] and {"train_loss", "valid_loss", "map_iou"} <= set(history)
     oof = [np.load(finished_run / f"results/predict/fold{k}/oof.npz")["ids"] for k in (0, 1)]
-    assert sorted(np.concatenate(oof)) == sorted(pd.read_parquet(finished_run / "results/folds.parquet")["id"])
+    table = pd.read_parquet(finished_run / "results/folds.parquet")
+    for k, ids in enumerate(oof):  # fold k's out-of-fold file holds exactly fold k's images, each once
+        assert len(set(ids)) == len(ids) and set(ids) == set(table.loc[table["fold"] == k, "id"])
     probs = np.load(finished_run / "results/ensemble/test.npz")["probs"]
     assert probs.dtype == np.float16 and probs.shape == (8, 101, 101) and 0 <= probs.min() <= probs.max() <= 1
     info = json.loads((finished_run / "results/run_info.json").read_text())

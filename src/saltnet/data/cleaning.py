@@ -60,4 +60,4 @@ def repeated(masks: np.ndarray, names: list[str] | tuple[str, ...]) -> np.ndarra
     try:
         return excluded(masks, names)
     except KeyError as err:
-        raise KeyError(str(err).replace("config key exclude", "config key repeat")) from None
+        raise KeyError(err.args[0].replace("config key exclude", "config key repeat")) from None

@@ -60,7 +60,8 @@ def _stage_title(fold: int, stage: str, run: dict, history: pd.DataFrame, best: 
     epochs = run.get("epochs") or len(history)
     device = f", {run['device']}, {run.get('precision', '?')}" if run.get("device") else ""
     swa = run.get("swa") or 0
-    kept = (f"; model: weights of epochs {max(1, epochs - swa + 1)}-{epochs} averaged (swa)" if swa > 1 else "")
+    kept = (f"; model: weights of epochs {max(1, epochs - swa + 1)}-{epochs} averaged (swa)" if swa > 1
+            else f"; model: the last epoch's weights (swa 1)" if swa == 1 else "")
     return (f"fold {fold}, {stage}{size}: best epoch {one_based(best)}/{epochs}, "
             f"map_iou {float(history['map_iou'].max()):.4f}{device}{kept}")
 

@@ -158,7 +158,7 @@ def train_fold(data: PackedData, folds: pd.DataFrame, fold: int, settings: Train
     cbs = [StopOnNonFiniteLoss(fold), ChannelsLast(), history, best,
            Checkpoint(work_dir / "checkpoint.pth", fingerprint, best, history, settings.checkpoint_minutes * 60),
            *extra_cbs]
-    if settings.snapshots or settings.swa > 1:
+    if settings.snapshots or settings.swa >= 1:
         cbs.append(Snapshots(work_dir / SNAPSHOTS, max(settings.snapshots, settings.swa), rolling=bool(time_limit_s)))
     limit = TimeLimit(time_limit_s, history) if time_limit_s else None
     if limit:
@@ -172,7 +172,7 @@ def train_fold(data: PackedData, folds: pd.DataFrame, fold: int, settings: Train
     with learn.no_bar(), learn.no_logging():
         learn.fit_one_cycle(settings.epochs, settings.lr, wd=settings.wd, start_epoch=start_epoch)
     done = len(history.rows)  # settings.epochs, unless the time limit ended the stage
-    if settings.swa > 1:  # the last epochs' weights averaged replace the best epoch's
+    if settings.swa >= 1:  # the last epoch's weights, or the last epochs' averaged, replace the best epoch's
         _average_last_epochs(learn.model, work_dir / SNAPSHOTS, settings.swa, done, data.images[train_idx],
                              input_size, settings.batch_size, device, fold)
     state = {k: v.detach().cpu().contiguous() for k, v in learn.model.state_dict().items()}
@@ -202,7 +202,7 @@ def _init_state(path: str, model: str) -> dict:
 def _average_last_epochs(model, folder: Path, k: int, epochs: int, images: np.ndarray, input_size: int,
                          batch_size: int, device: torch.device, fold: int) -> None:
     """Config key swa: load the mean of the last k of `epochs` epochs' weights into `model` (all of them
-    when there are fewer), BatchNorm measured again on the fold's training images (saltnet.training.snapshots).
+    when there are fewer; k = 1: the last epoch's), BatchNorm measured again on the fold's training images (saltnet.training.snapshots).
     The snapshots are read from disk, so a resumed fold averages the same epochs."""
     files = [folder / f"epoch{e}.pth" for e in range(max(1, epochs - k + 1), epochs + 1)]
     missing = [f.name for f in files if not f.is_file()]
@@ -213,6 +213,9 @@ def _average_last_epochs(model, folder: Path, k: int, epochs: int, images: np.nd
         log.warning("fold %d: swa %d but only %d epoch(s): averaging all of them", fold, k, len(files))
     started = time.perf_counter()
     model.load_state_dict(average_weights([torch.load(f, map_location=device, weights_only=True) for f in files]))
+    if len(files) == 1:  # swa 1: the last epoch as it was, its BatchNorm statistics its own
+        log.info("fold %d: the last epoch's weights (%s) kept, not the best epoch's", fold, files[0].stem)
+        return
     recompute_batchnorm(model, images, input_size, batch_size, device)
     log.info("fold %d: weights averaged over %s, BatchNorm measured again on %d images (%.1f s)", fold,
              ", ".join(f.stem for f in files), len(images), time.perf_counter() - started)
