@@ -144,6 +144,8 @@ def _sweep_section(folder: Path) -> list[str]:
               "|---|---:|---:|---:|---|---:|---|"]
     for row in table.itertuples():
         epochs = f"{_cell(row.train_epochs_real, 0)} + {_cell(row.finetune_epochs_real, 0)}"
+        if pd.notna(getattr(row, "pseudo_epochs_real", None)):  # a pseudo-label stage, and its share of test images
+            epochs += f" + {_cell(row.pseudo_epochs_real, 0)} ({_cell(100 * row.pseudo_kept_share, 0)}% of test)"
         lines.append(f"| {row.run_dir} | {_cell(row.oof_raw)} | {_cell(row.oof_pp)} | {_cell(row.oof_pp_heldout)} | "
                      f"{epochs} | {_cell(row.wall_min, 1)} | {commit(row.commit)} |")
     return lines + [""]
