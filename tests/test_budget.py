@@ -137,6 +137,8 @@ def test_the_finetune_keeps_room_for_the_pseudo_stage_which_gets_what_is_left():
     # one factor for both stages to come: 1710 s over 10 x 75 + 10 x 112.5 = 1875 s -> 0.912: 9 + 9 epochs
     assert finetune["epochs"] == {"finetune": 9}
     assert finetune["predicted_seconds"] <= TARGET_SHARE * 3600
+    # its guard leaves room for the pseudo stage's replan to take back all but one of its epochs
+    assert finetune["time_limit_s"] >= 9 * 75 + 8 * 112.5
     done = {"train": runs, "finetune": _runs(75.0, epochs=9, start=runs[0]["end"])}
     now = done["finetune"][0]["end"]
     # the pseudo stage's epochs from the finetune's real ones: it got 800 test images beside its 1600, so

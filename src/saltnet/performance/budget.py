@@ -38,6 +38,9 @@ MAX_SCALE = 3.0  # at most 3x the configured epochs: beyond that the schedule wa
 # when its predictions err by less than 2.5% of the budget either way (the last stage's TimeLimit
 # guards the end).
 TARGET_SHARE = 0.975
+# The share of the test images the pseudo stage is planned with, until rule replan knows how many its folds
+# got: a little above what 1st place's rule kept on the CPU preset's proxy (docs/experiments.md, pseudo_labels).
+PLANNED_PSEUDO_SHARE = 0.25
 # A clock more than this ahead of the time at work: the run was stopped and resumed (used_seconds).
 RESUMED_GAP_SECONDS = 600.0
 RESERVE_SECONDS = 180.0  # job start-up, pack_data, split_folds, ensemble, reports: ~2 min in the CPU preset's runs
@@ -201,8 +204,8 @@ def plan_budget(budget_minutes: float, model: str, stages: list[dict], fold_size
         batch = stage["batch_size"]
         n_train = n_images - min(fold_sizes)  # the largest training set of any fold
         scored = valid_count(largest, valid_fraction)
-        if stage["stage"] == "pseudo":  # planned with every test image; replan_stage counts those kept
-            n_train += n_test
+        if stage["stage"] == "pseudo":  # planned with a share of the test images; replan_stage counts those kept
+            n_train += round(PLANNED_PSEUDO_SHARE * n_test)
         costs.append(StageCost(stage["stage"], stage["epochs"], max(1, n_train // batch), math.ceil(scored / batch),
                                seconds[stage["stage"]], seconds[stage["stage"] + "_infer"]))
     views = len(tta_views(predict_tta, predict_shifts))
@@ -286,7 +289,8 @@ def replan_stage(plan: dict, stage: str, done: dict[str, list[dict]], now: float
     TARGET_SHARE of it, after the time used and what must follow (predictions, the reserve), goes to this
     stage and the ones after it by one factor on their configured epochs (1 to max_scale x). time_limit_s,
     the guard each fold gets (callbacks.TimeLimit): its planned seconds plus its round's share of the
-    margin to the budget, so that no fold can carry the run past budget_minutes.
+    margin to the budget and of what later stages could give up, so that no fold can carry the run past
+    budget_minutes.
     """
     order = [s["stage"] for s in plan["stages"]]
     previous = order[order.index(stage) - 1]
@@ -302,9 +306,12 @@ def replan_stage(plan: dict, stage: str, done: dict[str, list[dict]], now: float
     per_unit = plan["rounds"] * sum(configured[s] * epoch[s] for s in epoch)  # all stages to come, 1x configured
     scale = min(max_scale, max(0.0, left / per_unit))
     epochs = max(1, math.floor(scale * configured[stage]))
-    later = plan["rounds"] * sum(max(1, math.floor(scale * configured[s])) * epoch[s] for s in epoch if s != stage)
+    later_epochs = {s: max(1, math.floor(scale * configured[s])) for s in epoch if s != stage}
+    later = plan["rounds"] * sum(n * epoch[s] for s, n in later_epochs.items())
     predicted = used + plan["rounds"] * epochs * epoch[stage] + later + predict + plan["reserve_seconds"]
-    margin = max(0.0, budget - predicted)
+    # the guard: the margin to the budget, and what the stages after this one could give up (all but one
+    # epoch each: their replans would take it back), so only the last stage is held to its plan closely
+    margin = max(0.0, budget - predicted) + plan["rounds"] * sum((n - 1) * epoch[s] for s, n in later_epochs.items())
     return {"stage": stage, "epochs": {stage: epochs}, "speed_ratio": round(ratio, 3),
             "epoch_seconds": round(epoch[stage], 2), "previous_epoch_seconds": round(real, 2),
             "used_seconds": round(used, 1), "predicted_seconds": round(predicted, 1),
