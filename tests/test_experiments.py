@@ -109,6 +109,23 @@ def test_a_run_folder_never_gets_another_config(tmp_path, monkeypatch):
     assert (Path(run.folder) / "config.yaml").read_text() == before
 
 
+def test_a_key_added_to_the_schema_at_its_default_keeps_a_run_folder_its_own(tmp_path, monkeypatch):
+    """A run written before the schema had `pseudo` and `repeat` is the same recipe as the file that now
+    states their defaults; a value other than the default is another recipe."""
+    monkeypatch.chdir(tmp_path)
+    exp = load_experiment(experiment(tmp_path, vary={"aux_weight": [0.1]}))
+    run = exp.runs_of("aux_weight-0.1")[0]
+    older = {k: v for k, v in run.config.items() if k not in ("pseudo", "pseudo_labels", "repeat")}
+    write_run_config(Path(run.folder) / "config.yaml", older, "exp.yaml")
+    swa = run.config["train"].get("swa", 0)
+    stated = load_experiment(experiment(tmp_path, vary={"aux_weight": [0.1]},
+                                        proxy={"pseudo": None, "repeat": [], "train": {"swa": swa}}))
+    check_run_folders(stated)
+    with pytest.raises(ConfigError, match="holds another config"):
+        check_run_folders(load_experiment(experiment(tmp_path, vary={"aux_weight": [0.1]},
+                                                     proxy={"repeat": ["small_masks"]})))
+
+
 def test_the_pipeline_command_resumes_and_never_retrains_for_code(tmp_path):
     cmd = pipeline_command(tmp_path, "Snakefile", ["results/cv_score.json"], 2, "--profile p", python="py")
     assert cmd[:3] == ["py", "-m", "snakemake"] and "--rerun-incomplete" in cmd

@@ -83,7 +83,7 @@ def models_page() -> str:
 
 
 SWEEPS = REPO / "docs/data/sweeps"
-SWEEP_FILES = ("leaderboard.csv", "gains.csv")
+SWEEP_FILES = ("leaderboard.csv", "gains.csv", "losses.csv")
 
 
 def keep_sweep(folder: Path) -> Path:
@@ -140,6 +140,14 @@ def _sweep_section(folder: Path) -> list[str]:
         lines.append(f"| `{row.variant}` | {row.pairs} | {_cell(row.delta_raw, signed=True)} | {_cell(row.sd_raw)} | "
                      f"{_cell(row.se_raw)} | {_cell(row.image_se_raw)} | {_cell(row.delta_pp, signed=True)} | "
                      f"{_cell(row.delta_pp_heldout, signed=True)} | {row.verdict} |")
+    if (folder / "losses.csv").exists():
+        losses = pd.read_csv(folder / "losses.csv")
+        groups = [c for c in losses.columns if c != "variant"]
+        lines += ["", "Points of the post-processed OOF score lost by each image group (salt coverage; "
+                  "results/analysis/losses.json), mean over the seeds: lower is better.", "",
+                  "| variant | " + " | ".join(groups) + " |", "|---|" + "---:|" * len(groups)]
+        for row in losses.itertuples(index=False):
+            lines.append(f"| `{row[0]}` | " + " | ".join(_cell(float(v)) for v in row[1:]) + " |")
     lines += ["", "Every run:", "", "| run folder | raw | post-processed | held-out pp | epochs | wall min | commit |",
               "|---|---:|---:|---:|---|---:|---|"]
     for row in table.itertuples():

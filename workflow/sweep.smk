@@ -50,6 +50,7 @@ rule leaderboard:
         gains=f"{EXP_DIR}/gains.csv",
         page=f"{EXP_DIR}/leaderboard.html",
         figure=f"{EXP_DIR}/leaderboard.png",
+        losses=f"{EXP_DIR}/losses.csv",
     log:
         f"{EXP_DIR}/logs/leaderboard.log",
     conda:

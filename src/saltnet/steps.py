@@ -26,8 +26,9 @@ from saltnet.inference.submission import build_submission, validate_submission, 
 from saltnet.runtime.atomic import write_json, write_npz, write_parquet
 
 __all__ = ["pack_step", "folds_step", "budget_step", "replan_step", "planned_epochs", "planned_time_limit",
-           "train_step", "predict_step", "pseudo_labels_step", "ensemble_step", "postprocess_step", "submission_step", "cv_score_step",
-           "heldout_postprocess_step", "coverage_losses_step", "tta_analysis_step", "snapshot_analysis_step"]
+           "train_step", "predict_step", "pseudo_labels_step", "ensemble_step", "postprocess_step", "submission_step",
+           "cv_score_step", "heldout_postprocess_step", "coverage_losses_step", "tta_analysis_step",
+           "snapshot_analysis_step"]
 
 log = logging.getLogger(__name__)
 

@@ -6,4 +6,4 @@ from saltnet.runtime.jobs import setup_logging
 setup_logging(snakemake.log[0])
 p, out = snakemake.params, snakemake.output
 write_leaderboard(p.runs, p.baseline, p.experiment, p.description, p.command, out.table, out.gains, out.page,
-                  out.figure)
+                  out.figure, out.losses)

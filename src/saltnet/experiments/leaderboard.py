@@ -192,8 +192,10 @@ def variant_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_leaderboard(runs: list[dict], baseline: str, experiment: str, description: str, command: str,
-                      table_csv: str, gains_csv: str, page: str, figure: str) -> pd.DataFrame:
-    """The sweep's outputs: the table of runs, the gains, the figure and the page."""
+                      table_csv: str, gains_csv: str, page: str, figure: str,
+                      losses_csv: str | None = None) -> pd.DataFrame:
+    """The sweep's outputs: the table of runs, the gains, the figure, the page, and per variant the points
+    lost by each image group (losses_csv)."""
     from saltnet.experiments.page import leaderboard_page, losses_table, save_plot
     from saltnet.runtime.atomic import write_text
 
@@ -202,6 +204,9 @@ def write_leaderboard(runs: list[dict], baseline: str, experiment: str, descript
     write_text(table_csv, table.to_csv(index=False))
     write_text(gains_csv, gains.to_csv(index=False))
     save_plot(table, gains, baseline, figure)
+    losses = losses_table(runs)
+    if losses_csv:
+        write_text(losses_csv, losses.to_csv(index=False))
     leaderboard_page(page, figure, experiment, description, baseline, command, table, variant_summary(table),
-                     gains, losses_table(runs))
+                     gains, losses)
     return table

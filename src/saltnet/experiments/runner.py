@@ -40,8 +40,14 @@ def _read_config(path: Path) -> dict | None:
 
 
 def _same_recipe(a: dict | None, b: dict) -> bool:
-    """Two run configs equal but for data_dir (the same data may lie elsewhere on another machine)."""
-    return a is not None and {**a, "data_dir": None} == {**b, "data_dir": None}
+    """Two run configs equal but for data_dir (the same data may lie elsewhere on another machine), each with
+    the schema's defaults filled in: a key the schema added since a run, at its default, changes nothing."""
+    from saltnet.config.resolve import load_schema, with_defaults
+
+    if a is None:
+        return False
+    schema = load_schema()
+    return with_defaults({**a, "data_dir": None}, schema) == with_defaults({**b, "data_dir": None}, schema)
 
 
 def check_run_folders(experiment: Experiment) -> None:

@@ -61,7 +61,7 @@ def _stage_title(fold: int, stage: str, run: dict, history: pd.DataFrame, best: 
     device = f", {run['device']}, {run.get('precision', '?')}" if run.get("device") else ""
     swa = run.get("swa") or 0
     kept = (f"; model: weights of epochs {max(1, epochs - swa + 1)}-{epochs} averaged (swa)" if swa > 1
-            else f"; model: the last epoch's weights (swa 1)" if swa == 1 else "")
+            else "; model: the last epoch's weights (swa 1)" if swa == 1 else "")
     return (f"fold {fold}, {stage}{size}: best epoch {one_based(best)}/{epochs}, "
             f"map_iou {float(history['map_iou'].max()):.4f}{device}{kept}")
 

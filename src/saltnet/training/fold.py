@@ -202,7 +202,8 @@ def _init_state(path: str, model: str) -> dict:
 def _average_last_epochs(model, folder: Path, k: int, epochs: int, images: np.ndarray, input_size: int,
                          batch_size: int, device: torch.device, fold: int) -> None:
     """Config key swa: load the mean of the last k of `epochs` epochs' weights into `model` (all of them
-    when there are fewer; k = 1: the last epoch's), BatchNorm measured again on the fold's training images (saltnet.training.snapshots).
+    when there are fewer; k = 1: the last epoch's), BatchNorm measured again on the fold's training images
+    (saltnet.training.snapshots).
     The snapshots are read from disk, so a resumed fold averages the same epochs."""
     files = [folder / f"epoch{e}.pth" for e in range(max(1, epochs - k + 1), epochs + 1)]
     missing = [f.name for f in files if not f.is_file()]
