@@ -46,6 +46,13 @@ def test_a_fast_machine_gets_more_epochs_but_at_most_max_scale():
     assert plan["epochs"] == {"train": int(30 * MAX_SCALE), "finetune": int(10 * MAX_SCALE)}
 
 
+def test_the_plan_aims_at_the_target_share_of_the_budget():
+    plan = plan_epochs(STAGES, rounds=1, budget_seconds=2180 / TARGET_SHARE, other_seconds=0, target_share=TARGET_SHARE)
+    assert plan["scale"] == pytest.approx(1.0) and plan["epochs"] == {"train": 30, "finetune": 10}
+    with pytest.raises(ValueError, match="budget_minutes: 1 min is too short"):  # the budget named, not the target
+        plan_epochs(STAGES, rounds=1, budget_seconds=60, other_seconds=100, target_share=TARGET_SHARE)
+
+
 def test_a_budget_below_one_epoch_per_stage_is_an_error_naming_the_key():
     with pytest.raises(ValueError, match="budget_minutes: 1 min is too short.*about 4 min"):
         plan_epochs(STAGES, rounds=1, budget_seconds=60, other_seconds=100)

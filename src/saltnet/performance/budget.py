@@ -77,7 +77,7 @@ class StageCost:
 
 
 def plan_epochs(stages: list[StageCost], rounds: int, budget_seconds: float, other_seconds: float,
-                max_scale: float = MAX_SCALE) -> dict:
+                max_scale: float = MAX_SCALE, target_share: float = 1.0) -> dict:
     """Scale all stages' epochs by one factor so that `rounds` waves of fold jobs plus other_seconds
     (prediction, reserve) fit in budget_seconds -> {"scale", "epochs": {stage: n}, "predicted_seconds",
     "over_budget_seconds"}.
@@ -86,7 +86,7 @@ def plan_epochs(stages: list[StageCost], rounds: int, budget_seconds: float, oth
     how much); raises ValueError when even one epoch per stage does not fit.
     """
     per_fold = sum(s.epochs * s.epoch_seconds for s in stages)
-    available = budget_seconds - other_seconds
+    available = target_share * budget_seconds - other_seconds  # the end aimed at target_share of the budget
     minimum = rounds * sum(s.epoch_seconds for s in stages) + other_seconds
     if available <= 0 or minimum > budget_seconds:
         raise ValueError(
@@ -217,7 +217,8 @@ def plan_budget(budget_minutes: float, model: str, stages: list[dict], fold_size
     predict_images = rounds * (largest + n_test * (2 if pseudo else 1)) * views
     predict_seconds = _predict_seconds(predict_images, seconds["predict"], predict_batch_size)
     measured = time.perf_counter() - started
-    plan = plan_epochs(costs, rounds, TARGET_SHARE * budget_minutes * 60, predict_seconds + RESERVE_SECONDS + measured)
+    plan = plan_epochs(costs, rounds, budget_minutes * 60, predict_seconds + RESERVE_SECONDS + measured,
+                       target_share=TARGET_SHARE)
     # What replan_finetune needs to time the steps again, as measure_steps' arguments (with the plan's
     # parallel_folds and fold_threads).
     keys = ("stage", "size", "batch_size", "loss", "aux_weight")
