@@ -45,19 +45,17 @@ FILTERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"vertical_masks": vert
                                                           "small_masks": small_masks}
 
 
-def excluded(masks: np.ndarray, names: list[str] | tuple[str, ...]) -> np.ndarray:
-    """(N, H, W) masks -> (N,) bool: the images any of the named filters leaves out of training."""
+def excluded(masks: np.ndarray, names: list[str] | tuple[str, ...], key: str = "exclude") -> np.ndarray:
+    """(N, H, W) masks -> (N,) bool: the images any of the named filters leaves out of training (key: the
+    config key that named them, for the error)."""
     out = np.zeros(len(masks), dtype=bool)
     for name in names:
         if name not in FILTERS:
-            raise KeyError(f"config key exclude: unknown filter {name!r}; choose from {sorted(FILTERS)}")
+            raise KeyError(f"config key {key}: unknown filter {name!r}; choose from {sorted(FILTERS)}")
         out |= FILTERS[name](masks)
     return out
 
 
 def repeated(masks: np.ndarray, names: list[str] | tuple[str, ...]) -> np.ndarray:
     """(N, H, W) masks -> (N,) bool: the images any of the named filters shows twice per epoch (config repeat)."""
-    try:
-        return excluded(masks, names)
-    except KeyError as err:
-        raise KeyError(err.args[0].replace("config key exclude", "config key repeat")) from None
+    return excluded(masks, names, key="repeat")

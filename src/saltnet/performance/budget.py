@@ -219,14 +219,9 @@ def plan_budget(budget_minutes: float, model: str, stages: list[dict], fold_size
     measured = time.perf_counter() - started
     plan = plan_epochs(costs, rounds, budget_minutes * 60, predict_seconds + RESERVE_SECONDS + measured,
                        target_share=TARGET_SHARE)
-    # What replan_finetune needs to time the steps again, as measure_steps' arguments (with the plan's
-    # parallel_folds and fold_threads).
-    keys = ("stage", "size", "batch_size", "loss", "aux_weight")
-    remeasure = dict(model=model, stages=[{k: s[k] for k in keys} for s in stages],
-                     native=native, bf16=bf16, predict_batch_size=predict_batch_size)
     return {**plan, "budget_minutes": budget_minutes, "parallel_folds": parallel, "rounds": rounds,
             "fold_threads": fold_threads, "predict_seconds": round(predict_seconds, 1),
-            "predict_images": predict_images, "remeasure": remeasure,
+            "predict_images": predict_images,
             "reserve_seconds": RESERVE_SECONDS, "planning_seconds": round(measured, 1),
             "load_avg_1m": round(load, 2), "busy": load > BUSY_LOAD_PER_CORE * cores,
             "started": clock, "target_share": TARGET_SHARE, "n_test": n_test, "largest_fold": largest,
@@ -276,14 +271,13 @@ def used_seconds(plan: dict, done: dict[str, list[dict]], now: float, extra_seco
 
 
 def replan_stage(plan: dict, stage: str, done: dict[str, list[dict]], now: float | None = None,
-                 measured: dict | None = None, extra_seconds: float = 0.0, pseudo_images: int | None = None,
+                 extra_seconds: float = 0.0, pseudo_images: int | None = None,
                  later_predict_seconds: float | None = None, max_scale: float = MAX_SCALE) -> dict:
     """The epochs of `stage` again, once the stages before it have ended in every fold -> {"epochs":
     {stage: n}, "speed_ratio", "epoch_seconds", "used_seconds", "predicted_seconds", "over_budget_seconds",
-    "time_limit_s", "remeasured"}.
+    "time_limit_s"}.
 
     plan: budget.json; done: the run.json of every fold of each earlier stage; now: the clock (time.time());
-    measured: measure_steps' seconds timed again now (plan["remeasure"]), or None for the plan's;
     pseudo_images: test images each fold's pseudo stage trains on beside its own (labels.json), where known;
     later_predict_seconds: prediction time still to come where measured (else the plan's, scaled).
 
@@ -298,13 +292,13 @@ def replan_stage(plan: dict, stage: str, done: dict[str, list[dict]], now: float
     """
     order = [s["stage"] for s in plan["stages"]]
     previous = order[order.index(stage) - 1]
-    costs = _stage_costs(plan, measured, pseudo_images)
+    costs = _stage_costs(plan, pseudo_images)
     real = max(stage_epoch_seconds(run) for run in done[previous])
     ratio = real / costs[previous]
     epoch = {s: ratio * costs[s] for s in order[order.index(stage):]}
     configured = {s["stage"]: s["epochs"] for s in plan["stages"]}
     used = used_seconds(plan, done, time.time() if now is None else now, extra_seconds)
-    predict = later_predict_seconds if later_predict_seconds is not None else ratio * _planned_predict(plan, measured)
+    predict = later_predict_seconds if later_predict_seconds is not None else ratio * plan["predict_seconds"]
     budget = plan["budget_minutes"] * 60
     left = TARGET_SHARE * budget - plan["reserve_seconds"] - used - predict
     per_unit = plan["rounds"] * sum(configured[s] * epoch[s] for s in epoch)  # all stages to come, 1x configured
@@ -320,29 +314,20 @@ def replan_stage(plan: dict, stage: str, done: dict[str, list[dict]], now: float
             "epoch_seconds": round(epoch[stage], 2), "previous_epoch_seconds": round(real, 2),
             "used_seconds": round(used, 1), "predicted_seconds": round(predicted, 1),
             "over_budget_seconds": round(max(0.0, predicted - budget), 1),
-            "time_limit_s": round(epochs * epoch[stage] + margin / plan["rounds"], 1),
-            "remeasured": measured is not None}
+            "time_limit_s": round(epochs * epoch[stage] + margin / plan["rounds"], 1)}
 
 
-def _stage_costs(plan: dict, measured: dict | None, pseudo_images: int | None) -> dict[str, float]:
-    """Predicted seconds per epoch of each stage, from the plan's step times or those measured again; the
-    pseudo stage's training steps from the test images it really got, where known."""
+def _stage_costs(plan: dict, pseudo_images: int | None) -> dict[str, float]:
+    """Predicted seconds per epoch of each stage from the plan's step times; the pseudo stage's training
+    steps from the test images it really got, where known."""
     costs = {}
     for s in plan["stages"]:
         train_steps = s["train_steps"]
         if s["stage"] == "pseudo" and pseudo_images is not None:
             train_steps = max(1, (s["own_images"] + pseudo_images) // s["batch_size"])
-        step, infer = ((measured[s["stage"]], measured[s["stage"] + "_infer"]) if measured
-                       else (s["step_seconds"], s["valid_step_seconds"]))
-        costs[s["stage"]] = StageCost(s["stage"], s["epochs"], train_steps, s["valid_steps"], step, infer).epoch_seconds
+        costs[s["stage"]] = StageCost(s["stage"], s["epochs"], train_steps, s["valid_steps"], s["step_seconds"],
+                                      s["valid_step_seconds"]).epoch_seconds
     return costs
-
-
-def _planned_predict(plan: dict, measured: dict | None) -> float:
-    """The plan's prediction seconds (labelling included), from the steps timed again where they were."""
-    if not measured:
-        return plan["predict_seconds"]
-    return _predict_seconds(plan["predict_images"], measured["predict"], plan["remeasure"]["predict_batch_size"])
 
 
 if __name__ == "__main__":  # a measuring worker of measure_steps: the job as JSON in, the seconds as JSON out

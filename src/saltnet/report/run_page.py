@@ -39,7 +39,7 @@ def read_benchmarks(paths: list[str | Path]) -> pd.DataFrame:
 def fold_runs(runs: dict[str, dict[int, str]]) -> pd.DataFrame:
     """One row per run.json that exists (runs: {stage: {fold: path}}): where and how each stage ran."""
     keys = ["size", "epochs", "best_epoch", "best_map_iou", "device", "precision", "precision_reason",
-            "threads", "seconds", "epoch_seconds", "end", "resumed_from_epoch", "swa", "pseudo_images"]
+            "threads", "seconds", "epoch_seconds", "resumed_from_epoch", "swa", "pseudo_images"]
     rows = []
     for stage, by_fold in runs.items():
         for fold, path in sorted(by_fold.items()):
@@ -156,7 +156,7 @@ def run_page(run_info: dict, folds: pd.DataFrame, jobs: pd.DataFrame, missing: l
     config = html.escape(yaml.safe_dump(run_info.get("config", {}), sort_keys=False))
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>The run</title><style>{_STYLE}</style>"
             f"</head><body><h1>The run</h1>{status}"
-            f"<h2>Folds: device, precision, threads, time</h2>{_table(folds.drop(columns=['end']))}"
+            f"<h2>Folds: device, precision, threads, time</h2>{_table(folds)}"
             f"<h2>Time budget (results/budget.json)</h2>{_budget_section(budget, folds, replans)}"
             f"<h2>Jobs: time and memory (benchmarks/)</h2>{_table(jobs)}"
             f"<h2>Analyses (results/analysis/)</h2>{_analysis_section(analyses)}"
