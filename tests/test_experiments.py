@@ -92,6 +92,18 @@ def test_config_differences_name_dotted_keys():
                               ignore=("seed",)) == {"t.lr": 2}
 
 
+def test_the_leaderboard_names_no_key_that_one_config_only_states_at_its_default():
+    """A baseline run whose config.yaml predates `repeat` against a variant stating `repeat: []` and a
+    changed aux_weight: only aux_weight is a difference."""
+    from saltnet.experiments.leaderboard import _differences
+
+    base = {k: v for k, v in TINY_CONFIG.items() if k != "repeat"}
+    variant = {**base, "repeat": [], "aux_weight": 0.123}
+    assert _differences(variant, base) == {"aux_weight": 0.123}
+    assert _differences({**variant, "repeat": ["small_masks"]}, base) == {"aux_weight": 0.123,
+                                                                          "repeat": ["small_masks"]}
+
+
 # --- the run folders ----------------------------------------------------------------------------------
 
 def test_a_run_folder_never_gets_another_config(tmp_path, monkeypatch):

@@ -9,7 +9,7 @@ from conftest import STAGE
 from saltnet.config.settings import TrainSettings
 from saltnet.data.cleaning import repeated, small_masks
 from saltnet.training.fold import train_fold
-from saltnet.training.pseudo import confidence, select_pseudo_labels
+from saltnet.training.pseudo import confidence, rule_quality, select_pseudo_labels
 
 
 def _probs(*maps):
@@ -95,3 +95,17 @@ def test_the_time_limit_ends_the_stage_after_an_epoch_and_averages_what_it_has(t
     full = train_fold(
         data, folds, 0, settings, tmp_path / "long", torch.device("cpu"), time_limit_s=3600)
     assert full.epochs == 3 and len(full.history) == 3
+
+
+def test_rule_quality_scores_the_kept_labels_against_the_truth():
+    """Image 0: confident and right; 1: confident and wrong (salt everywhere, truth empty); 2: unsure."""
+    truth = np.zeros((3, 4, 4), dtype=bool)
+    truth[0, :2] = True
+    probs = np.full((3, 4, 4), 0.5, dtype=np.float16)
+    probs[0] = np.where(truth[0], 0.9, 0.1)
+    probs[1] = 0.95
+    rows = rule_quality(probs, truth, [(0.2, 0.8, 0.9), (0.0, 1.0, 0.9)])
+    loose, none = rows
+    assert loose["kept_share"] == 2 / 3 and loose["label_score"] == 0.5  # one perfect, one scored 0
+    assert loose["kept_empty_share"] == 0.5 and loose["left_out_score"] == 1.0  # image 2: empty, predicted empty
+    assert none["kept_share"] == 0.0 and none["label_score"] is None

@@ -48,6 +48,15 @@ def _stage_epochs(results: Path, stage: str, folds: list[int]) -> tuple[float | 
     return mean(planned), mean(real)
 
 
+def _differences(config: dict, baseline: dict) -> dict:
+    """config_differences with the schema's defaults filled in on both sides: a key one run's config.yaml
+    states at its default and another's predates is no difference."""
+    from saltnet.config.resolve import load_schema, with_defaults
+
+    schema = load_schema()
+    return config_differences(with_defaults(config, schema), with_defaults(baseline, schema), IGNORED_KEYS)
+
+
 def run_record(folder: str | Path, variant: str, seed: int | None, baseline_config: dict | None) -> dict:
     """One leaderboard row from run folder `folder`'s records."""
     folder = Path(folder)
@@ -58,7 +67,7 @@ def run_record(folder: str | Path, variant: str, seed: int | None, baseline_conf
     folds = [int(k) for k in cv.get("per_fold", {})]
     first = _json(results / f"train/fold{folds[0]}/run.json") if folds else {}
     machine = sweep.get("machine") or info.get("machine") or {}
-    changed = config_differences(config, baseline_config, IGNORED_KEYS) if baseline_config is not None else {}
+    changed = _differences(config, baseline_config) if baseline_config is not None else {}
     row = {
         "variant": variant, "seed": seed,
         "changed": "; ".join(f"{k}={json.dumps(v)}" for k, v in changed.items()),

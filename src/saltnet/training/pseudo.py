@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PseudoLabels", "confidence", "select_pseudo_labels"]
+__all__ = ["PseudoLabels", "confidence", "select_pseudo_labels", "rule_quality"]
 
 
 @dataclass(frozen=True)
@@ -47,3 +47,23 @@ def select_pseudo_labels(probs: np.ndarray, low: float, high: float, share: floa
     kept = np.flatnonzero(conf >= share)
     masks = (probs[kept].astype(np.float32) > 0.5).astype(np.uint8)
     return PseudoLabels(kept=kept, masks=masks, confidence=conf)
+
+
+def rule_quality(probs: np.ndarray, truth: np.ndarray, rules: list[tuple[float, float, float]]) -> list[dict]:
+    """How a rule would do on labelled images, e.g. a run's out-of-fold predictions (a model that never saw
+    them, as fold k's finetune model never saw the test set): probs (N, H, W), truth (N, H, W) bool; rules
+    [(low, high, share)] -> per rule the share of images kept, the competition score of their labels
+    (probs > 0.5, as select_pseudo_labels labels them) against the truth, the share of those that are empty,
+    and the score of the images left out."""
+    from saltnet.evaluation.metric import image_scores
+
+    scores = image_scores(probs.astype(np.float32) > 0.5, truth)
+    empty = truth.reshape(len(truth), -1).max(axis=1) == 0
+    rows = []
+    for low, high, share in rules:
+        kept = confidence(probs, low, high) >= share
+        rows.append({"low": low, "high": high, "share": share, "kept_share": float(kept.mean()),
+                     "label_score": float(scores[kept].mean()) if kept.any() else None,
+                     "kept_empty_share": float(empty[kept].mean()) if kept.any() else None,
+                     "left_out_score": float(scores[~kept].mean()) if (~kept).any() else None})
+    return rows
