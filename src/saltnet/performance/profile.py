@@ -3,17 +3,17 @@
     python -m saltnet.performance.profile --preset cpu --precision bf16
 
 The step is bench.make_train_step's (forward, the Lovász loss with the preset's deep supervision, backward,
-Adam), on the preset's model at its train.size, channels_last, random init, random 0/1 targets. Each
-operator's *self* time goes to the first group whose pattern its name contains (GROUPS); the table gives
-milliseconds per step and the share of the step. It answers what to fuse or remove before buying
-speed elsewhere: convolutions (what bf16/AMX speeds up) against memory-bound work that it does not
-(BatchNorm, resampling, element-wise ops, the loss's sort).
+Adam), on the preset's model at its train.size, channels_last (`--nchw`: the default layout), random init,
+random 0/1 targets. Each operator's *self* time goes to the first group whose pattern its name contains
+(GROUPS); the table gives milliseconds per step and the share of the step. It answers what to fuse or
+remove before buying speed elsewhere: convolutions (what bf16/AMX speeds up) against memory-bound work
+that it does not (BatchNorm, resampling, element-wise ops, the loss's sort). The CPU preset's folds
+train side by side with one thread each on 2 cores: `--threads 1` profiles what they run.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 
 import torch
 from torch.profiler import ProfilerActivity, profile
@@ -86,6 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, help="override the preset's train.size")
     p.add_argument("--batch-size", type=int, help="override the preset's train.batch_size")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="bf16")
+    p.add_argument("--nchw", action="store_true", help="model and input in the default (NCHW) memory format "
+                   "instead of the pipeline's channels_last")
     p.add_argument("--threads", type=int, help="torch threads (the CPU preset's folds train side by side "
                    "with 1 each on 2 cores; default: torch's)")
     p.add_argument("--steps", type=int, default=5, help="profiled steps (after 2 untimed ones)")
@@ -106,22 +108,25 @@ def main(argv: list[str] | None = None) -> dict:
     name, size = args.model or config["model"], args.size or config["train"]["size"]
     batch = args.batch_size or config["train"]["batch_size"]
     torch.manual_seed(0)
-    model = build_model(name, "none", size).train().to(memory_format=torch.channels_last)
+    memory_format = torch.contiguous_format if args.nchw else torch.channels_last
+    model = build_model(name, "none", size).train().to(memory_format=memory_format)
     side = MODELS[name].input_size(size, 101)
-    x = torch.randn(batch, 3, side, side).contiguous(memory_format=torch.channels_last)
+    x = torch.randn(batch, 3, side, side).contiguous(memory_format=memory_format)
     target = (torch.rand(batch, 1, side, side) > 0.5).float()
     result = profile_step(model, x, target, args.precision == "bf16", config["loss"], config["aux_weight"],
                           args.steps)
     machine = machine_info(torch.device("cpu"))
-    title = (f"{name}, {size} px (input {side}), batch {batch}, {args.precision}, loss {config['loss']}; "
+    title = (f"{name}, {size} px (input {side}), batch {batch}, {args.precision}, "
+             f"{'NCHW' if args.nchw else 'channels_last'}, loss {config['loss']}; "
              f"CPU {machine['cpu_model']} ({machine['cpu_capability']}), threads {machine['threads']}, "
              f"torch {torch.__version__}: {1000 * batch / result['step_ms']:.1f} img/s under the profiler")
     print(format_groups(result, title))
     if args.out:
         write_json(args.out, {"model": name, "size": size, "input_size": side, "batch_size": batch,
-                              "precision": args.precision, **result, **machine})
+                              "precision": args.precision, "memory_format": "NCHW" if args.nchw else "channels_last",
+                              **result, **machine})
     return result
 
 
 if __name__ == "__main__":
-    sys.exit(main() and 0)
+    main()
