@@ -8,6 +8,7 @@ import pytest
 
 from conftest import run_snakemake, write_config
 from saltnet.performance.budget import (
+    LAST_STAGE_CEILING,
     LOOP_OVERHEAD,
     MAX_SCALE,
     TARGET_SHARE,
@@ -98,18 +99,21 @@ def test_a_first_stage_faster_than_planned_hands_the_finetune_the_rest_of_the_bu
     replan = replan_stage(_plan(), "finetune", {"train": runs}, now=runs[0]["end"])
     assert replan["speed_ratio"] == pytest.approx(0.75)  # the slowest fold's steady epoch over the planned one
     # used 1530 s by the clock; left: 0.975 * 3600 - 180 reserve - 1530 - 0.75 * 120 predictions = 1710 s:
-    # 22 finetune epochs of 75 s; predicted end 1530 + 1650 + 90 + 180 = 3450 s, within the budget's last 5%
-    assert replan["epochs"] == {"finetune": 22} and replan["used_seconds"] == pytest.approx(1530)
-    assert replan["predicted_seconds"] == pytest.approx(3450)
-    assert 0.95 * 3600 <= replan["predicted_seconds"] <= 3600 and replan["over_budget_seconds"] == 0
-    assert replan["time_limit_s"] == pytest.approx(22 * 75 + 150)  # its epochs and the margin to the budget
+    # 22 finetune epochs of 75 s (end 1530 + 1650 + 90 + 180 = 3450 s); the last stage rounds up where the
+    # end stays under LAST_STAGE_CEILING: 23 epochs, 3525 s <= 0.99 * 3600, within the budget's last 5%
+    assert replan["epochs"] == {"finetune": 23} and replan["used_seconds"] == pytest.approx(1530)
+    assert replan["predicted_seconds"] == pytest.approx(3525)
+    assert 0.95 * 3600 <= replan["predicted_seconds"] <= LAST_STAGE_CEILING * 3600
+    assert replan["over_budget_seconds"] == 0
+    assert replan["time_limit_s"] == pytest.approx(23 * 75 + 75)  # its epochs and the margin to the budget
 
 
 def test_a_first_stage_slower_than_planned_leaves_fewer():
     runs = _runs(120.0)  # 2400 s: the finetune epochs cost 120 s too
     replan = replan_stage(_plan(), "finetune", {"train": runs}, now=runs[0]["end"])
-    # left: 3510 - 180 - 2430 - 144 = 756 s -> 6 epochs of 120 s; the end predicted inside the budget
-    assert replan["epochs"] == {"finetune": 6} and replan["predicted_seconds"] <= 3600
+    # left: 3510 - 180 - 2430 - 144 = 756 s -> 6 epochs of 120 s, end 3474 s; a 7th would end at 3594 s,
+    # past LAST_STAGE_CEILING of the budget (3564 s): not rounded up
+    assert replan["epochs"] == {"finetune": 6} and replan["predicted_seconds"] == pytest.approx(3474)
 
 
 def test_the_clock_counts_what_the_fold_jobs_do_not():
