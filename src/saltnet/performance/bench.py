@@ -26,7 +26,7 @@ from saltnet.runtime.precision import cpu_info
 from saltnet.training.learner import training_loss
 
 __all__ = ["SMP_NAME", "machine_info", "time_steps", "make_train_step", "make_infer_step", "bench_model", "add_ratios",
-           "format_table", "run", "main"]
+           "format_table", "parse_with_preset", "run", "main"]
 
 SMP_NAME = "smp_unet_resnet34"
 MODES = ("train", "infer")
@@ -224,14 +224,19 @@ def run(args: argparse.Namespace, sizes: list[int], device: torch.device, machin
     return add_ratios(rows)
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
-    """Measure on CUDA if there is a GPU, else on the CPU; print the table, write --out; return the rows."""
-    parser = _parser()
+def parse_with_preset(parser: argparse.ArgumentParser, argv: list[str] | None) -> tuple[argparse.Namespace, dict]:
+    """Parse argv with `parser` (which has --preset) -> (args, the preset's resolved config); a bad preset
+    is the parser's error."""
     args = parser.parse_args(argv)
     try:
-        config = resolve_config([preset_path(args.preset)])
+        return args, resolve_config([preset_path(args.preset)])
     except ConfigError as err:
         parser.error(str(err))
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    """Measure on CUDA if there is a GPU, else on the CPU; print the table, write --out; return the rows."""
+    args, config = parse_with_preset(_parser(), argv)
     args.aux_weight = config["aux_weight"]
     sizes = list(dict.fromkeys(args.sizes or [config["train"]["size"], config["finetune"]["size"]]))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

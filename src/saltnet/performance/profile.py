@@ -18,9 +18,8 @@ import argparse
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from saltnet.config.resolve import ConfigError, preset_path, resolve_config
 from saltnet.models import MODELS, build_model
-from saltnet.performance.bench import machine_info, make_train_step
+from saltnet.performance.bench import machine_info, make_train_step, parse_with_preset
 from saltnet.runtime.atomic import write_json
 
 __all__ = ["GROUPS", "group_of", "profile_step", "format_groups", "main"]
@@ -97,12 +96,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> dict:
     """Profile on the CPU; print the tables; write --out; return the result."""
-    parser = _parser()
-    args = parser.parse_args(argv)
-    try:
-        config = resolve_config([preset_path(args.preset)])
-    except ConfigError as err:
-        parser.error(str(err))
+    args, config = parse_with_preset(_parser(), argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     name, size = args.model or config["model"], args.size or config["train"]["size"]
