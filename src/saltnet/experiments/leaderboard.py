@@ -22,7 +22,7 @@ import yaml
 
 from saltnet.evaluation.metric import image_scores
 from saltnet.evaluation.oof import load_oof, run_oof_files
-from saltnet.experiments.spec import config_differences
+from saltnet.experiments.spec import config_differences, with_schema_defaults
 
 __all__ = ["IGNORED_KEYS", "run_record", "collect_runs", "image_scores_of", "variant_gains", "variant_summary",
            "write_leaderboard"]
@@ -49,12 +49,8 @@ def _stage_epochs(results: Path, stage: str, folds: list[int]) -> tuple[float | 
 
 
 def _differences(config: dict, baseline: dict) -> dict:
-    """config_differences with the schema's defaults filled in on both sides: a key one run's config.yaml
-    states at its default and another's predates is no difference."""
-    from saltnet.config.resolve import load_schema, with_defaults
-
-    schema = load_schema()
-    return config_differences(with_defaults(config, schema), with_defaults(baseline, schema), IGNORED_KEYS)
+    """The keys `config` changes over `baseline`, both with the schema's defaults filled in."""
+    return config_differences(with_schema_defaults(config), with_schema_defaults(baseline), IGNORED_KEYS)
 
 
 def run_record(folder: str | Path, variant: str, seed: int | None, baseline_config: dict | None) -> dict:

@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from saltnet.config.resolve import ConfigError
-from saltnet.experiments.spec import Experiment
+from saltnet.experiments.spec import Experiment, with_schema_defaults
 from saltnet.runtime.atomic import write_json, write_text
 from saltnet.runtime.jobs import machine
 
@@ -42,12 +42,9 @@ def _read_config(path: Path) -> dict | None:
 def _same_recipe(a: dict | None, b: dict) -> bool:
     """Two run configs equal but for data_dir (the same data may lie elsewhere on another machine), each with
     the schema's defaults filled in: a key the schema added since a run, at its default, changes nothing."""
-    from saltnet.config.resolve import load_schema, with_defaults
-
     if a is None:
         return False
-    schema = load_schema()
-    return with_defaults({**a, "data_dir": None}, schema) == with_defaults({**b, "data_dir": None}, schema)
+    return with_schema_defaults({**a, "data_dir": None}) == with_schema_defaults({**b, "data_dir": None})
 
 
 def check_run_folders(experiment: Experiment) -> None:

@@ -32,7 +32,15 @@ from pathlib import Path
 
 import yaml
 
-from saltnet.config.resolve import ConfigError, merge_config, nest, preset_path, resolve_config
+from saltnet.config.resolve import (
+    ConfigError,
+    load_schema,
+    merge_config,
+    nest,
+    preset_path,
+    resolve_config,
+    with_defaults,
+)
 from saltnet.evaluation.outputs import CHEAP_ANALYSES, COSTLY_ANALYSES, analysis_path
 
 __all__ = ["BASE", "Experiment", "Run", "load_experiment", "flatten", "config_differences"]
@@ -81,6 +89,12 @@ def flatten(config: dict, prefix: str = "") -> dict:
         else:
             out[name] = value
     return out
+
+
+def with_schema_defaults(config: dict) -> dict:
+    """`config` with the schema's defaults filled in: a config.yaml written before a key existed, or one that
+    states a key at its default, compares equal to one that does not."""
+    return with_defaults(config, load_schema())
 
 
 def config_differences(config: dict, baseline: dict, ignore: tuple = ()) -> dict:
