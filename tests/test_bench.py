@@ -55,9 +55,19 @@ def test_sizes_and_aux_weight_come_from_the_resolved_preset(tmp_path, monkeypatc
                       "train: {size: 48, epochs: 1, batch_size: 2, lr: 1.0e-3, wd: 0}\n"
                       "finetune: {size: 64, epochs: 1, batch_size: 2, lr: 1.0e-3, wd: 0}\n")
     seen = {}
-    monkeypatch.setattr(bench, "run", lambda args, sizes, *rest: seen.update(sizes=sizes, aux=args.aux_weight) or [])
+    monkeypatch.setattr(bench, "run", lambda args, sizes, *rest: seen.update(
+        sizes=sizes, aux=(args.aux_weight, args.aux_resolution)) or [])
     bench.main(["--preset", str(config), "--models", "resunet_scse_ds"])
-    assert seen == {"sizes": [48, 64], "aux": 0.7}
+    assert seen == {"sizes": [48, 64], "aux": (0.7, "output")}
+    bench.main(["--preset", str(config), "--models", "resunet_scse_ds", "--config", "aux_resolution=level",
+                "train={size: 32}"])  # as snakemake --config overrides a preset
+    assert seen == {"sizes": [32, 64], "aux": (0.7, "level")}
+
+
+def test_a_wrong_config_override_is_the_parsers_error(capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["--models", "resunet_scse_ds", "--config", "aux_resolution=native"])
+    assert "config key aux_resolution: 'native' is not one of" in capsys.readouterr().err
 
 
 def test_a_slow_step_is_timed_once_and_the_row_stops_at_max_seconds():

@@ -163,8 +163,9 @@ def test_the_finetune_keeps_room_for_the_pseudo_stage_which_gets_what_is_left():
 
 @pytest.mark.process
 def test_measured_step_times_are_real_and_positive():
-    stages = [{"stage": "train", "size": 32, "batch_size": 2, "loss": "bce_dice", "aux_weight": 0.3},
-              {"stage": "finetune", "size": 32, "batch_size": 2, "loss": "symmetric_lovasz", "aux_weight": 0.3}]
+    aux = {"aux_weight": 0.3, "aux_resolution": "output"}
+    stages = [{"stage": "train", "size": 32, "batch_size": 2, "loss": "bce_dice", **aux},
+              {"stage": "finetune", "size": 32, "batch_size": 2, "loss": "symmetric_lovasz", **aux}]
     seconds = measure_steps("resunet_scse_ds", stages, native=101, processes=1, threads=1, bf16=False,
                             predict_batch_size=64, steps=1)
     assert set(seconds) == {"train", "train_infer", "finetune", "finetune_infer", "predict"}
@@ -236,14 +237,26 @@ def test_a_budget_too_short_fails_before_training(tmp_path):
     assert not (tmp_path / "results/train").exists()
 
 
+def test_the_stages_are_timed_in_turns_after_their_warm_up():
+    """Every step warms up first, then the rounds call each in turn: a machine that changes speed while it
+    is measured moves every stage's median alike."""
+    from saltnet.performance.budget import _time_interleaved
+
+    calls = []
+    seconds = _time_interleaved({"train": lambda: calls.append("t"), "finetune": lambda: calls.append("f")}, 3,
+                                warmup=2)
+    assert calls == ["t", "t", "f", "f", "t", "f", "t", "f", "t", "f"]
+    assert set(seconds) == {"train", "finetune"} and all(v >= 0 for v in seconds.values())
+
+
 def test_plan_counts_every_tta_view(monkeypatch):
     """Prediction is planned per view: the flip doubles it, each shift (with its flip) adds two more."""
     from saltnet.performance import budget
 
     seconds = {"train": 0.5, "train_infer": 0.1, "finetune": 0.5, "finetune_infer": 0.1, "predict": 0.2}
     monkeypatch.setattr(budget, "measure_steps", lambda *args, **kwargs: seconds)
-    stages = [{"stage": s, "epochs": 4, "size": 128, "batch_size": 16, "loss": "bce", "aux_weight": 0.3}
-              for s in ("train", "finetune")]
+    stages = [{"stage": s, "epochs": 4, "size": 128, "batch_size": 16, "loss": "bce", "aux_weight": 0.3,
+               "aux_resolution": "output"} for s in ("train", "finetune")]
     plans = {name: budget.plan_budget(600, "resunet_scse_ds", stages, [100, 100], 1.0, tta, 50, 300, 101, 2, 1,
                                       predict_shifts=shifts)
              for name, tta, shifts in [("plain", False, []), ("flip", True, []),

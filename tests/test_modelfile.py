@@ -55,6 +55,19 @@ def test_other_settings_are_refused_naming_both_sides(saved):
     assert "loss: file 'symmetric_lovasz', the config 'bce'" in message
 
 
+def test_a_file_from_before_a_later_key_reads_as_its_default(saved):
+    """A model file written before `aux_resolution` existed holds none: it is the default's recipe
+    ('output'), used as such, and refused by a config that asks for the levels' own resolution."""
+    path, _ = saved
+    found = read_model_file(path)
+    older = dataclasses.replace(found, settings={k: v for k, v in found.settings.items() if k != "aux_resolution"})
+    check_model_file(older, SETTINGS)
+    with pytest.raises(ValueError, match=r"aux_resolution: file None, the config 'level'"):
+        check_model_file(older, dataclasses.replace(SETTINGS, aux_resolution="level"))
+    base = SETTINGS.fingerprint(0, None, "data")  # a checkpoint's: the default is not hashed, so older ones resume
+    assert dataclasses.replace(SETTINGS, aux_resolution="level").fingerprint(0, None, "data") != base
+
+
 def test_init_weights_of_another_architecture_are_refused(saved, tmp_path):
     from saltnet.data.folds import split_folds
     from saltnet.data.loaders import make_dataloaders  # noqa: F401  (the training stack imports)

@@ -166,6 +166,7 @@ def test_gpu_check_trains_the_rules_settings():
     ({"bogus": 1}, "config key bogus: unknown"),
     ({"train": {"epochs": "x"}}, "config key train.epochs: 'x' is not of type 'integer'"),
     ({"aux_weight": -1}, "config key aux_weight: -1 is less than the minimum of 0"),
+    ({"aux_resolution": "native"}, "config key aux_resolution: 'native' is not one of ['output', 'level']"),
 ])
 def test_a_wrong_key_is_named(overrides, message):
     with pytest.raises(ConfigError, match=re.escape(message)):

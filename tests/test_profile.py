@@ -22,7 +22,7 @@ def test_tiny_profile_groups_sum_to_the_step_and_are_written(tmp_path, capsys):
     try:
         out = tmp_path / "profile.json"
         result = profile.main(["--size", "32", "--batch-size", "2", "--steps", "1", "--precision", "fp32", "--nchw",
-                               "--out", str(out)])
+                               "--config", "aux_resolution=level", "--out", str(out)])
     finally:
         torch.set_num_threads(threads)
     groups = result["groups"]
@@ -30,6 +30,6 @@ def test_tiny_profile_groups_sum_to_the_step_and_are_written(tmp_path, capsys):
     assert groups["convolution"] > 0 and groups["batch_norm"] > 0 and groups["loss sort"] > 0
     written = json.loads(out.read_text())
     assert written["size"] == 32 and written["batch_size"] == 2 and written["cpu_model"]
-    assert written["memory_format"] == "NCHW"
+    assert written["memory_format"] == "NCHW" and written["aux_resolution"] == "level"
     table = capsys.readouterr().out
-    assert "| convolution |" in table and "img/s under the profiler" in table
+    assert "| convolution |" in table and "img/s under the profiler" in table and "aux_resolution level" in table

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from saltnet.config.resolve import schema_defaults
 
-__all__ = ["TrainSettings", "stage_settings", "settings_of", "file_digest"]
+__all__ = ["TrainSettings", "stage_settings", "settings_of", "file_digest", "LATER_FIELDS", "later_default"]
 
 
 _TOP = schema_defaults()  # the schema's top-level defaults: the only defaults TrainSettings has
@@ -51,6 +51,7 @@ class TrainSettings:
     exclude: tuple[str, ...] | list[str] = tuple(_TOP["exclude"])  # saltnet.data.cleaning filters: left out of training
     repeat: tuple[str, ...] | list[str] = tuple(_TOP["repeat"])  # saltnet.data.cleaning filters: twice per epoch
     aux_weight: float = _TOP["aux_weight"]  # each deep-supervision level's loss weight
+    aux_resolution: str = _TOP["aux_resolution"]  # where the levels' loss is taken (learner.AUX_TARGETS)
 
     @property
     def augment_settings(self):
@@ -64,7 +65,7 @@ class TrainSettings:
         the run it came from (retraining stage 1 or repacking changed data starts the next stage clean)."""
         init = file_digest(init_weights) if init_weights else None
         settings = {k: v for k, v in dataclasses.asdict(self).items() if k not in _NOT_IN_FINGERPRINT
-                    and not (k in _HASHED_UNLESS_EMPTY and v in ((), [], None))}
+                    and not (k in LATER_FIELDS and is_later_default(k, v))}
         blob = json.dumps({**settings, "fold": fold, "init": init, "data": data_digest}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -72,9 +73,21 @@ class TrainSettings:
 # When checkpoints are written, which epochs' weights are kept and whether the last ones are averaged
 # after the fit (from the kept files) do not change the fit that a checkpoint resumes.
 _NOT_IN_FINGERPRINT = ("checkpoint_minutes", "snapshots", "swa")
-# A field added after runs existed: hashed only when set, so a checkpoint written before it still resumes.
-_HASHED_UNLESS_EMPTY = ("exclude", "repeat")
+# Fields added after runs existed: a checkpoint or model file written before holds each at its default, so
+# it is hashed only when set otherwise (such a checkpoint still resumes) and a file without it reads as the default.
+LATER_FIELDS = ("exclude", "repeat", "aux_resolution")
 FIELDS = tuple(f.name for f in dataclasses.fields(TrainSettings))
+
+
+def later_default(name: str):
+    """TrainSettings' default of field `name` (one of LATER_FIELDS)."""
+    spec = TrainSettings.__dataclass_fields__[name]
+    return spec.default_factory() if spec.default_factory is not dataclasses.MISSING else spec.default
+
+
+def is_later_default(name: str, value) -> bool:
+    """`value` of field `name` is its default (None, and a list or tuple spelling, included)."""
+    return value is None or json.dumps(value) == json.dumps(later_default(name))
 
 
 def settings_of(config: dict, stage: str, **overrides) -> "TrainSettings":

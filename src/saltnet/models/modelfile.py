@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from saltnet.config.settings import LATER_FIELDS, later_default
 from saltnet.models.registry import MODELS, build_model
 from saltnet.models.weights import safe_load
 from saltnet.runtime.atomic import atomic_path
@@ -36,7 +37,6 @@ FORMAT = "saltnet-model/1"
 # What may differ between a model file and the config it is used with: the epochs (a time budget plans
 # them at run time), what only decides which weights are kept on disk, and how the kernels ran.
 NOT_RECIPE = ("epochs", "checkpoint_minutes", "snapshots", "compile", "deterministic")
-LIST_FIELDS = ("exclude", "repeat")  # filters of saltnet.data.cleaning, empty by default
 
 
 def _canonical(value) -> str:
@@ -97,9 +97,9 @@ def read_model_file(path: str | Path) -> ModelFile:
 
 
 def _filled(settings: dict, key: str):
-    """settings[key]; a list field a file written before it existed lacks reads as empty (its default)."""
+    """settings[key]; a field that a file written before it existed lacks reads as its default."""
     value = settings.get(key)
-    return [] if value is None and key in LIST_FIELDS else value
+    return later_default(key) if value is None and key in LATER_FIELDS else value
 
 
 def check_model_file(found: ModelFile, expected, role: str = "the config") -> None:

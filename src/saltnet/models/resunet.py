@@ -18,16 +18,38 @@ about 2.2 M parameters, ~9 MB of fp32 weights).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ResUNet", "FitToSize", "build_resunet"]
+__all__ = ["DeepLogits", "ResUNet", "FitToSize", "build_resunet"]
 
 
 def resize(x: torch.Tensor, size) -> torch.Tensor:
     """(N, C, h, w) -> (N, C, *size), bilinear: how every map here is brought to another level's size."""
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+class DeepLogits(NamedTuple):
+    """A deep-supervised model's output in training mode (learner.ResizedTargetLoss takes it).
+
+    main: (N, 1, H, W) logits, as the model returns in eval mode; levels: the decoder levels' logits at
+    their own resolution, coarsest first, (N, 1, S/16, S/16) ... (N, 1, S/2, S/2), S the network's input
+    side `size`; pad: (left, right, top, bottom), the reflect padding that took the H x W input to S x S,
+    or None where it was resized to S instead.
+    """
+
+    main: torch.Tensor
+    levels: tuple[torch.Tensor, ...]
+    size: int
+    pad: tuple[int, int, int, int] | None = None
+
+    def float(self) -> "DeepLogits":
+        """The main logits as float32 (what fastai's Autocast hands on); the levels stay as computed, so the
+        loss resamples them in the precision the forward ran in."""
+        return self._replace(main=self.main.float())
 
 
 def conv_bn(c_in: int, c_out: int, kernel: int = 3) -> nn.Sequential:
@@ -77,8 +99,8 @@ class UpBlock(nn.Module):
 class ResUNet(nn.Module):
     """(N, C_in, S, S) -> (N, 1, S, S) logits, any S >= 32.
 
-    With `deep_supervision`, in training mode only: (N, 5, S, S), the main logits then one channel per
-    decoder level (S/16 ... S/2, upsampled to S); in eval mode the main logits alone, as without.
+    With `deep_supervision`, in training mode only: DeepLogits, the main logits and one map per decoder
+    level (S/16 ... S/2) at the level's resolution; in eval mode the main logits alone, as without.
 
     A light full-resolution stem (width/2 channels) and a stride-2 convolution, then five residual
     levels at S/2 ... S/32 and four decoders back to S/2; the last step upsamples to S and refines
@@ -115,15 +137,14 @@ class ResUNet(nn.Module):
         logits = self.head(self.refine(torch.cat([x, full], 1)))
         if not (self.training and self.aux_heads):
             return logits
-        size = logits.shape[-2:]
-        return torch.cat([logits, *(resize(head(a), size) for head, a in zip(self.aux_heads, levels))], 1)
+        return DeepLogits(logits, tuple(head(a) for head, a in zip(self.aux_heads, levels)), logits.shape[-1])
 
 
 class FitToSize(nn.Module):
     """Run `net` at `size` on native images: reflect-pad up to it (or resize down), crop the logits back.
 
-    (N, C, H, W) -> (N, K, H, W), K the net's output channels (1, or more with deep supervision in
-    training): the model takes and returns the native resolution, so the loss and
+    (N, C, H, W) -> (N, 1, H, W) logits (DeepLogits with deep supervision in training, its main logits
+    cropped and the padding noted): the model takes and returns the native resolution, so the loss and
     the metric see the competition's 101x101 pixels with no resampling.
     """
 
@@ -134,11 +155,16 @@ class FitToSize(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         if self.size < max(h, w):
-            logits = self.net(resize(x, (self.size, self.size)))
-            return resize(logits, (h, w))
+            out = self.net(resize(x, (self.size, self.size)))
+            if isinstance(out, DeepLogits):
+                return out._replace(main=resize(out.main, (h, w)))
+            return resize(out, (h, w))
         top, left = (self.size - h) // 2, (self.size - w) // 2
-        x = F.pad(x, (left, self.size - w - left, top, self.size - h - top), mode="reflect")
-        return self.net(x)[..., top : top + h, left : left + w]
+        pad = (left, self.size - w - left, top, self.size - h - top)
+        out = self.net(F.pad(x, pad, mode="reflect"))
+        if isinstance(out, DeepLogits):
+            return out._replace(main=out.main[..., top : top + h, left : left + w], pad=pad)
+        return out[..., top : top + h, left : left + w]
 
 
 def build_resunet(name: str, encoder_weights: str = "none", size: int = 128, width: int = 16,

@@ -19,7 +19,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from saltnet.config.resolve import ConfigError, preset_path, resolve_config
+from saltnet.config.resolve import ConfigError, parse_overrides, preset_path, resolve_config
 from saltnet.models import MODELS, build_model
 from saltnet.runtime.atomic import write_json
 from saltnet.runtime.precision import cpu_info
@@ -93,10 +93,10 @@ def time_steps(step: Callable[[], None], sync: Callable[[], None], min_steps: in
 
 def make_train_step(model: nn.Module, x: torch.Tensor, target: torch.Tensor, bf16: bool,
                loss: str | Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-               aux_weight: float) -> Callable[[], None]:
+               aux_weight: float, aux_resolution: str) -> Callable[[], None]:
     """x: (N, 3, S, S) float; target: (N, 1, S', S') in {0,1} -> one forward+loss+backward+Adam step
     (with the training loss wrapper: a deep-supervised model's auxiliary outputs cost what they cost)."""
-    loss_fn = training_loss(loss, model, aux_weight)
+    loss_fn = training_loss(loss, model, aux_weight, aux_resolution)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
 
     def step():
@@ -134,8 +134,8 @@ def bench_model(model: nn.Module, size: int, device: torch.device, args: argpars
         model.train(mode == "train")
         for precision in args.precisions:
             bf16 = precision == "bf16"
-            step = (make_train_step(model, x, target, bf16, BENCH_LOSS, args.aux_weight) if mode == "train"
-                    else make_infer_step(model, x, bf16))
+            step = (make_train_step(model, x, target, bf16, BENCH_LOSS, args.aux_weight, args.aux_resolution)
+                    if mode == "train" else make_infer_step(model, x, bf16))
             steps, seconds = time_steps(step, sync, args.min_steps, args.min_seconds, args.max_seconds, compiled)
             rows.append(dict(mode=mode, precision=precision, size=size, input_size=input_size,
                              batch_size=args.batch_size, img_per_s=steps * args.batch_size / seconds,
@@ -182,7 +182,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m saltnet.performance.bench", description=__doc__.split("\n")[0])
     p.add_argument("--preset", default="cpu",
                    help="a preset's name (workflow/presets) or a config file: sizes from its train.size and "
-                        "finetune.size, and its aux_weight (default: cpu)")
+                        "finetune.size, its aux_weight and aux_resolution (default: cpu)")
+    add_config_option(p)
     p.add_argument("--sizes", type=_positive_int, nargs="+", help="image sizes in px (overrides the preset's)")
     p.add_argument("--models", nargs="+", choices=names, default=names, metavar="MODEL",
                    help=f"default: all of {', '.join(names)}")
@@ -224,12 +225,19 @@ def run(args: argparse.Namespace, sizes: list[int], device: torch.device, machin
     return add_ratios(rows)
 
 
+def add_config_option(parser: argparse.ArgumentParser) -> None:
+    """--config KEY=VALUE ...: the preset's keys overridden as with `snakemake --config`."""
+    parser.add_argument("--config", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="override the preset's keys as snakemake --config does, e.g. aux_resolution=level")
+
+
 def parse_with_preset(parser: argparse.ArgumentParser, argv: list[str] | None) -> tuple[argparse.Namespace, dict]:
-    """Parse argv with `parser` (which has --preset) -> (args, the preset's resolved config); a bad preset
-    is the parser's error."""
+    """Parse argv with `parser` (which has --preset and --config) -> (args, the preset's resolved config,
+    --config's key=value entries applied as `snakemake --config` applies them); a bad preset or entry is
+    the parser's error."""
     args = parser.parse_args(argv)
     try:
-        return args, resolve_config([preset_path(args.preset)])
+        return args, resolve_config([preset_path(args.preset)], parse_overrides(args.config))
     except ConfigError as err:
         parser.error(str(err))
 
@@ -237,7 +245,7 @@ def parse_with_preset(parser: argparse.ArgumentParser, argv: list[str] | None) -
 def main(argv: list[str] | None = None) -> list[dict]:
     """Measure on CUDA if there is a GPU, else on the CPU; print the table, write --out; return the rows."""
     args, config = parse_with_preset(_parser(), argv)
-    args.aux_weight = config["aux_weight"]
+    args.aux_weight, args.aux_resolution = config["aux_weight"], config["aux_resolution"]
     sizes = list(dict.fromkeys(args.sizes or [config["train"]["size"], config["finetune"]["size"]]))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     machine = machine_info(device)

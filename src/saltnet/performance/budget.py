@@ -28,6 +28,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 __all__ = ["BUSY_LOAD_PER_CORE", "MAX_SCALE", "RESERVE_SECONDS", "LOOP_OVERHEAD", "TARGET_SHARE", "LAST_STAGE_CEILING",
            "StageCost", "plan_epochs", "measure_steps", "plan_budget", "replan_stage", "stage_epoch_seconds",
@@ -50,7 +51,8 @@ RESUMED_GAP_SECONDS = 600.0
 # analyses, reports) and each job's start-up. The budget's clock starts at plan_budget, after packing and
 # the folds; the predictions are planned on their own (docs/speed.md).
 RESERVE_SECONDS = 90.0
-TIMED_STEPS = 10  # timed steps per measurement, after one warm-up step
+TIMED_STEPS = 10  # timed steps per measurement, after WARMUP_STEPS untimed ones
+WARMUP_STEPS = 2
 # A 1-minute load average above this many runnable processes per core when the measurement begins:
 # other work shares the CPU, the steps time slow and the plan gives too few epochs; budget.json records
 # the load.
@@ -103,16 +105,22 @@ def plan_epochs(stages: list[StageCost], rounds: int, budget_seconds: float, oth
             "over_budget_seconds": round(max(0.0, predicted - budget_seconds), 1)}
 
 
-def _time(step, n: int) -> float:
-    """Median seconds of n calls of `step`, after one warm-up call (oneDNN primitives, allocation): the
-    median, since the two processes side by side disturb single steps (means of 4 varied 15% between runs)."""
-    step()
-    times = []
+def _time_interleaved(steps: dict[str, Callable[[], None]], n: int, warmup: int = WARMUP_STEPS) -> dict[str, float]:
+    """{name: step} -> {name: median seconds of n calls}: `warmup` untimed calls of each first (oneDNN
+    primitives, allocation), then n rounds that call every step once in turn, so that a machine that speeds
+    up or slows down while it is measured (one-time set-up on a CPU with AMX, a neighbour's load) moves every
+    stage alike and the stages' ratios hold; the median, since the processes side by side disturb single
+    steps (means of 4 varied 15% between runs)."""
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(n):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def _measure_worker(job: dict) -> dict:
@@ -125,23 +133,22 @@ def _measure_worker(job: dict) -> dict:
 
     torch.set_num_threads(job["threads"])
     torch.manual_seed(0)
-    # Start timing together: the processes must run side by side for the whole measurement, as the fold
-    # jobs do (staggered start-ups had left one process timing alone: 77-97 s per epoch between plans).
-    time.sleep(max(0.0, job["start_at"] - time.time()))
-    out = {}
+    steps = {}
     for stage in job["stages"]:
-        model = build_model(job["model"], "none", stage["size"]).to(memory_format=torch.channels_last)
+        train_model = build_model(job["model"], "none", stage["size"]).to(memory_format=torch.channels_last).train()
+        infer_model = build_model(job["model"], "none", stage["size"]).to(memory_format=torch.channels_last).eval()
         side = get_model_spec(job["model"]).input_size(stage["size"], job["native"])
         x = torch.randn(stage["batch_size"], 3, side, side).contiguous(memory_format=torch.channels_last)
         target = (torch.rand(stage["batch_size"], 1, job["native"], job["native"]) > 0.5).float()
-        model.train()
-        step = make_train_step(model, x, target, job["bf16"], loss=stage["loss"], aux_weight=stage["aux_weight"])
-        out[stage["stage"]] = _time(step, job["steps"])
-        model.eval()
-        out[stage["stage"] + "_infer"] = _time(make_infer_step(model, x, job["bf16"]), job["steps"])
+        steps[stage["stage"]] = make_train_step(train_model, x, target, job["bf16"], loss=stage["loss"],
+                                                aux_weight=stage["aux_weight"], aux_resolution=stage["aux_resolution"])
+        steps[stage["stage"] + "_infer"] = make_infer_step(infer_model, x, job["bf16"])
     x = torch.randn(job["predict_batch_size"], 3, side, side).contiguous(memory_format=torch.channels_last)
-    out["predict"] = _time(make_infer_step(model, x, job["bf16"]), max(2, job["steps"] // 2))  # the last stage's model
-    return out
+    steps["predict"] = make_infer_step(infer_model, x, job["bf16"])  # the last stage's model
+    # Start timing together: the processes must run side by side for the whole measurement, as the fold
+    # jobs do (staggered start-ups had left one process timing alone: 77-97 s per epoch between plans).
+    time.sleep(max(0.0, job["start_at"] - time.time()))
+    return _time_interleaved(steps, job["steps"])
 
 
 def measure_steps(model: str, stages: list[dict], native: int, processes: int, threads: int, bf16: bool,

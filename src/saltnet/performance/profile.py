@@ -19,7 +19,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from saltnet.models import MODELS, build_model
-from saltnet.performance.bench import machine_info, make_train_step, parse_with_preset
+from saltnet.performance.bench import add_config_option, machine_info, make_train_step, parse_with_preset
 from saltnet.runtime.atomic import write_json
 
 __all__ = ["GROUPS", "group_of", "profile_step", "format_groups", "main"]
@@ -45,10 +45,10 @@ def group_of(name: str) -> str:
 
 
 def profile_step(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, bf16: bool, loss: str,
-                 aux_weight: float, steps: int, warmup: int = 2) -> dict:
+                 aux_weight: float, aux_resolution: str, steps: int, warmup: int = 2) -> dict:
     """x: (N, 3, H, W); target: (N, 1, H, W) in {0,1} -> {step_ms, groups: {group: ms per step}, top: [...]}:
     `warmup` untimed steps, then `steps` profiled ones; self CPU time per operator (CPU only)."""
-    step = make_train_step(model, x, target, bf16, loss, aux_weight)
+    step = make_train_step(model, x, target, bf16, loss, aux_weight, aux_resolution)
     for _ in range(warmup):  # oneDNN primitives and allocations: set up once, not what a run pays per step
         step()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -80,7 +80,8 @@ def format_groups(result: dict, title: str) -> str:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m saltnet.performance.profile", description=__doc__.split("\n")[0])
     p.add_argument("--preset", default="cpu", help="a preset's name or a config file: model, train.size, "
-                   "batch size, loss and aux_weight of its first Lovász stage (default: cpu)")
+                   "batch size, loss, aux_weight and aux_resolution of its first Lovász stage (default: cpu)")
+    add_config_option(p)
     p.add_argument("--model", choices=sorted(MODELS), help="override the preset's model")
     p.add_argument("--size", type=int, help="override the preset's train.size")
     p.add_argument("--batch-size", type=int, help="override the preset's train.batch_size")
@@ -108,17 +109,18 @@ def main(argv: list[str] | None = None) -> dict:
     x = torch.randn(batch, 3, side, side).contiguous(memory_format=memory_format)
     target = (torch.rand(batch, 1, side, side) > 0.5).float()
     result = profile_step(model, x, target, args.precision == "bf16", config["loss"], config["aux_weight"],
-                          args.steps)
+                          config["aux_resolution"], args.steps)
     machine = machine_info(torch.device("cpu"))
     title = (f"{name}, {size} px (input {side}), batch {batch}, {args.precision}, "
-             f"{'NCHW' if args.nchw else 'channels_last'}, loss {config['loss']}; "
+             f"{'NCHW' if args.nchw else 'channels_last'}, loss {config['loss']}, "
+             f"aux_resolution {config['aux_resolution']}; "
              f"CPU {machine['cpu_model']} ({machine['cpu_capability']}), threads {machine['threads']}, "
              f"torch {torch.__version__}: {1000 * batch / result['step_ms']:.1f} img/s under the profiler")
     print(format_groups(result, title))
     if args.out:
         write_json(args.out, {"model": name, "size": size, "input_size": side, "batch_size": batch,
                               "precision": args.precision, "memory_format": "NCHW" if args.nchw else "channels_last",
-                              **result, **machine})
+                              "aux_resolution": config["aux_resolution"], **result, **machine})
     return result
 
 

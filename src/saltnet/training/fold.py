@@ -165,7 +165,8 @@ def train_fold(data: PackedData, folds: pd.DataFrame, fold: int, settings: Train
         cbs.append(limit)
     if precision.bf16:
         cbs.insert(0, Autocast(device.type))
-    learn = build_learner(dls, model, settings.loss, settings.wd, cbs, settings.aux_weight)
+    learn = build_learner(dls, model, settings.loss, settings.wd, cbs, settings.aux_weight,
+                          settings.aux_resolution)
     start_epoch = _resume(learn, ckpt) if ckpt else 0
     log.info("fold %d: %d train / %d valid images at %d px, epochs %d..%d", fold, len(train_idx), len(valid_idx),
              settings.size, start_epoch, settings.epochs - 1)
