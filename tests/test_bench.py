@@ -33,6 +33,7 @@ def test_tiny_run_writes_every_row_and_the_ratio_to_smp(tmp_path, capsys, monkey
                     for mode in ("train", "infer") for p in ("fp32", "bf16")}
     for row in rows:
         assert row["img_per_s"] > 0 and row["steps"] >= 1 and row["batch_size"] == 2
+        assert row["aux_resolution"] == "output"  # the preset's, as the row was timed
         assert all(row[key] is not None for key in MACHINE)
         if row["model"] == bench.SMP_NAME:
             assert row["ratio_to_smp"] == 1.0

@@ -66,6 +66,8 @@ def test_a_file_from_before_a_later_key_reads_as_its_default(saved):
         check_model_file(older, dataclasses.replace(SETTINGS, aux_resolution="level"))
     base = SETTINGS.fingerprint(0, None, "data")  # a checkpoint's: the default is not hashed, so older ones resume
     assert dataclasses.replace(SETTINGS, aux_resolution="level").fingerprint(0, None, "data") != base
+    # what commit 1702c18, before the key, gave these settings: a later field must not change it
+    assert TrainSettings(**STAGE).fingerprint(0, None, "data") == "ac0f004d1cdb221b"
 
 
 def test_init_weights_of_another_architecture_are_refused(saved, tmp_path):

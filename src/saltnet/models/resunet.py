@@ -122,7 +122,7 @@ class ResUNet(nn.Module):
         levels = [widths[i] for i in reversed(range(4))] if deep_supervision else []
         self.aux_heads = nn.ModuleList(nn.Conv2d(c, 1, kernel_size=1) for c in levels)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor | DeepLogits:
         full = self.stem(x)
         x = self.down(full)
         skips = []
@@ -152,7 +152,7 @@ class FitToSize(nn.Module):
         super().__init__()
         self.net, self.size = net, size
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor | DeepLogits:
         h, w = x.shape[-2:]
         if self.size < max(h, w):
             out = self.net(resize(x, (self.size, self.size)))

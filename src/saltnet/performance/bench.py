@@ -139,7 +139,8 @@ def bench_model(model: nn.Module, size: int, device: torch.device, args: argpars
             steps, seconds = time_steps(step, sync, args.min_steps, args.min_seconds, args.max_seconds, compiled)
             rows.append(dict(mode=mode, precision=precision, size=size, input_size=input_size,
                              batch_size=args.batch_size, img_per_s=steps * args.batch_size / seconds,
-                             steps=steps, seconds=seconds))
+                             steps=steps, seconds=seconds, aux_weight=args.aux_weight,
+                             aux_resolution=args.aux_resolution))
     return rows
 
 

@@ -16,7 +16,8 @@ from saltnet.evaluation.metric import image_scores
 from saltnet.models.resunet import DeepLogits
 from saltnet.training.losses import get_loss
 
-__all__ = ["ResizedTargetLoss", "training_loss", "CompetitionMetric", "build_learner"]
+__all__ = ["AUX_TARGETS", "ResizedTargetLoss", "training_loss", "CompetitionMetric", "build_learner"]
+
 
 def _aux_at_output(out: DeepLogits, target: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Each level's logits upsampled to the network's side S, then cropped (or resized) to the native
@@ -37,7 +38,7 @@ def _aux_at_output(out: DeepLogits, target: torch.Tensor) -> list[tuple[torch.Te
 def _aux_at_level(out: DeepLogits, target: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Each level's logits (N, 1, S/2^k, S/2^k) as they are, against the target brought to the network's
     input as the image was (reflect-padded, or resized) and averaged over each level's cells, > 0.5: no
-    upsampling, and the Lovász sorts of the levels are 4-64x smaller than at the native resolution."""
+    upsampling, and the levels' Lovász sorts have 2.5-160x fewer pixels than at the native 101 px."""
     if out.pad is None:
         canvas = F.interpolate(target, size=(out.size, out.size), mode="bilinear", align_corners=False)
     else:
