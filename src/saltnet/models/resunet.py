@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["DeepLogits", "ResUNet", "FitToSize", "build_resunet"]
+__all__ = ["DeepLogits", "ResUNet", "FitToSize", "build_resunet", "resize", "to_native"]
 
 
 def resize(x: torch.Tensor, size) -> torch.Tensor:
@@ -50,6 +50,15 @@ class DeepLogits(NamedTuple):
         """The main logits as float32 (what fastai's Autocast hands on); the levels stay as computed, so the
         loss resamples them in the precision the forward ran in."""
         return self._replace(main=self.main.float())
+
+
+def to_native(x: torch.Tensor, size: tuple[int, int], pad: tuple[int, int, int, int] | None) -> torch.Tensor:
+    """(N, C, S, S) maps of the network's input -> (N, C, *size) at the native resolution, as FitToSize
+    brought them there: the reflect padding `pad` (left, right, top, bottom) cropped off, or with None resized."""
+    if pad is None:
+        return resize(x, size)
+    left, _, top, _ = pad
+    return x[..., top : top + size[0], left : left + size[1]]
 
 
 def conv_bn(c_in: int, c_out: int, kernel: int = 3) -> nn.Sequential:
@@ -154,17 +163,17 @@ class FitToSize(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | DeepLogits:
         h, w = x.shape[-2:]
+        pad = None
         if self.size < max(h, w):
-            out = self.net(resize(x, (self.size, self.size)))
-            if isinstance(out, DeepLogits):
-                return out._replace(main=resize(out.main, (h, w)))
-            return resize(out, (h, w))
-        top, left = (self.size - h) // 2, (self.size - w) // 2
-        pad = (left, self.size - w - left, top, self.size - h - top)
-        out = self.net(F.pad(x, pad, mode="reflect"))
+            x = resize(x, (self.size, self.size))
+        else:
+            top, left = (self.size - h) // 2, (self.size - w) // 2
+            pad = (left, self.size - w - left, top, self.size - h - top)
+            x = F.pad(x, pad, mode="reflect")
+        out = self.net(x)
         if isinstance(out, DeepLogits):
-            return out._replace(main=out.main[..., top : top + h, left : left + w], pad=pad)
-        return out[..., top : top + h, left : left + w]
+            return out._replace(main=to_native(out.main, (h, w), pad), pad=pad)
+        return to_native(out, (h, w), pad)
 
 
 def build_resunet(name: str, encoder_weights: str = "none", size: int = 128, width: int = 16,

@@ -13,7 +13,7 @@ from fastai.learner import Learner
 from fastai.metrics import Metric
 
 from saltnet.evaluation.metric import image_scores
-from saltnet.models.resunet import DeepLogits
+from saltnet.models.resunet import DeepLogits, resize, to_native
 from saltnet.training.losses import get_loss
 
 __all__ = ["AUX_TARGETS", "ResizedTargetLoss", "training_loss", "CompetitionMetric", "build_learner"]
@@ -22,17 +22,8 @@ __all__ = ["AUX_TARGETS", "ResizedTargetLoss", "training_loss", "CompetitionMetr
 def _aux_at_output(out: DeepLogits, target: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Each level's logits upsampled to the network's side S, then cropped (or resized) to the native
     H x W as the main logits are, each against target (N, 1, H, W): four losses at the native resolution."""
-    h, w = out.main.shape[-2:]
-    pairs = []
-    for level in out.levels:
-        up = F.interpolate(level, size=(out.size, out.size), mode="bilinear", align_corners=False)
-        if out.pad is None:
-            up = F.interpolate(up, size=(h, w), mode="bilinear", align_corners=False)
-        else:
-            left, _, top, _ = out.pad
-            up = up[..., top : top + h, left : left + w]
-        pairs.append((up.float(), target))
-    return pairs
+    native = out.main.shape[-2:]
+    return [(to_native(resize(level, (out.size, out.size)), native, out.pad).float(), target) for level in out.levels]
 
 
 def _aux_at_level(out: DeepLogits, target: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -40,7 +31,7 @@ def _aux_at_level(out: DeepLogits, target: torch.Tensor) -> list[tuple[torch.Ten
     input as the image was (reflect-padded, or resized) and averaged over each level's cells, > 0.5: no
     upsampling, and the levels' Lovász sorts have 2.5-160x fewer pixels than at the native 101 px."""
     if out.pad is None:
-        canvas = F.interpolate(target, size=(out.size, out.size), mode="bilinear", align_corners=False)
+        canvas = resize(target, (out.size, out.size))
     else:
         canvas = F.pad(target, out.pad, mode="reflect")
     return [(level.float(), (F.adaptive_avg_pool2d(canvas, level.shape[-2:]) > 0.5).float()) for level in out.levels]
