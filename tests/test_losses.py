@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from saltnet.training.losses import LOSSES, get_loss, lovasz_hinge, symmetric_lovasz, symmetric_lovasz_elu
+from saltnet.training.losses import LOSSES, bce, get_loss, lovasz_hinge, symmetric_lovasz, symmetric_lovasz_elu
 
 
 def jaccard_loss_of_errors(errors: set[int], labels: np.ndarray) -> float:
@@ -89,6 +89,19 @@ def test_elu_variant_weights_errors_by_elu_plus_one_and_keeps_a_gradient_beyond_
     assert confident.grad.abs().sum() > 0 and (confident.grad * (labels * 2 - 1) <= 0).all()  # push further right
     assert symmetric_lovasz_elu(small, labels).item() == pytest.approx(symmetric_lovasz(small, labels, elu=True).item())
     assert get_loss("symmetric_lovasz_elu") is symmetric_lovasz_elu
+
+
+def test_symmetric_lovasz_bce_is_the_sum_and_moves_pixels_the_hinge_leaves():
+    labels = (torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(1)) > 0.5).float()
+    small = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    loss = get_loss("symmetric_lovasz_bce")
+    assert loss(small, labels).item() == pytest.approx(symmetric_lovasz(small, labels).item() + bce(small, labels).item())
+    confident = ((labels * 2 - 1) * 3.0).requires_grad_()  # right with margin 3: the hinge is 0 and flat
+    symmetric_lovasz(confident, labels).backward()
+    assert confident.grad.abs().sum() == 0
+    confident.grad = None
+    loss(confident, labels).backward()
+    assert (confident.grad * (labels * 2 - 1) < 0).all()  # BCE still pushes every pixel further right
 
 
 def test_losses_have_gradients_and_registry_lists_choices():

@@ -13,7 +13,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["LOSSES", "get_loss", "lovasz_hinge", "symmetric_lovasz", "symmetric_lovasz_elu", "bce", "bce_dice"]
+__all__ = ["LOSSES", "get_loss", "lovasz_hinge", "symmetric_lovasz", "symmetric_lovasz_elu", "bce", "bce_dice",
+           "symmetric_lovasz_bce"]
 
 
 def _lovasz_grad(gt_sorted: torch.Tensor) -> torch.Tensor:
@@ -83,12 +84,22 @@ def bce_dice(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return bce(logits, target) + (1 - dice).mean()
 
 
+def symmetric_lovasz_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """symmetric_lovasz plus pixel-wise BCE, weighted 1 : 1: the hinge optimises the IoU of each image,
+    the BCE keeps a gradient on every pixel (the hinge's goes to the worst-ranked pixels of an image).
+
+    The cross-entropy + Lovász sum of the 15th place, trained from scratch (adam9500370/Kaggle-TGS).
+    """
+    return symmetric_lovasz(logits, target) + bce(logits, target)
+
+
 LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "lovasz_hinge": lovasz_hinge,
     "symmetric_lovasz": symmetric_lovasz,
     "symmetric_lovasz_elu": symmetric_lovasz_elu,
     "bce": bce,
     "bce_dice": bce_dice,
+    "symmetric_lovasz_bce": symmetric_lovasz_bce,
 }
 
 
