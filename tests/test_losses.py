@@ -95,7 +95,8 @@ def test_symmetric_lovasz_bce_is_the_sum_and_moves_pixels_the_hinge_leaves():
     labels = (torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(1)) > 0.5).float()
     small = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(2))
     loss = get_loss("symmetric_lovasz_bce")
-    assert loss(small, labels).item() == pytest.approx(symmetric_lovasz(small, labels).item() + bce(small, labels).item())
+    expected = symmetric_lovasz(small, labels).item() + bce(small, labels).item()
+    assert loss(small, labels).item() == pytest.approx(expected)
     confident = ((labels * 2 - 1) * 3.0).requires_grad_()  # right with margin 3: the hinge is 0 and flat
     symmetric_lovasz(confident, labels).backward()
     assert confident.grad.abs().sum() == 0
