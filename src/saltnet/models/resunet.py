@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["DeepLogits", "ResUNet", "FitToSize", "build_resunet", "resize", "to_native"]
+__all__ = ["DeepLogits", "ResUNet", "FitToSize", "build_resunet", "resize", "to_network", "to_native"]
 
 
 def resize(x: torch.Tensor, size) -> torch.Tensor:
@@ -50,6 +50,14 @@ class DeepLogits(NamedTuple):
         """The main logits as float32 (what fastai's Autocast hands on); the levels stay as computed, so the
         loss resamples them in the precision the forward ran in."""
         return self._replace(main=self.main.float())
+
+
+def to_network(x: torch.Tensor, side: int, pad: tuple[int, int, int, int] | None) -> torch.Tensor:
+    """(N, C, H, W) at the native resolution -> (N, C, side, side), as FitToSize feeds the network: reflect-padded
+    by `pad` (left, right, top, bottom), or with None resized. to_native undoes it."""
+    if pad is None:
+        return resize(x, (side, side))
+    return F.pad(x, pad, mode="reflect")
 
 
 def to_native(x: torch.Tensor, size: tuple[int, int], pad: tuple[int, int, int, int] | None) -> torch.Tensor:
@@ -164,13 +172,10 @@ class FitToSize(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor | DeepLogits:
         h, w = x.shape[-2:]
         pad = None
-        if self.size < max(h, w):
-            x = resize(x, (self.size, self.size))
-        else:
+        if self.size >= max(h, w):
             top, left = (self.size - h) // 2, (self.size - w) // 2
             pad = (left, self.size - w - left, top, self.size - h - top)
-            x = F.pad(x, pad, mode="reflect")
-        out = self.net(x)
+        out = self.net(to_network(x, self.size, pad))
         if isinstance(out, DeepLogits):
             return out._replace(main=to_native(out.main, (h, w), pad), pad=pad)
         return to_native(out, (h, w), pad)

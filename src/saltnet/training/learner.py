@@ -13,7 +13,7 @@ from fastai.learner import Learner
 from fastai.metrics import Metric
 
 from saltnet.evaluation.metric import image_scores
-from saltnet.models.resunet import DeepLogits, resize, to_native
+from saltnet.models.resunet import DeepLogits, resize, to_native, to_network
 from saltnet.training.losses import get_loss
 
 __all__ = ["AUX_TARGETS", "ResizedTargetLoss", "training_loss", "CompetitionMetric", "build_learner"]
@@ -30,10 +30,7 @@ def _aux_at_level(out: DeepLogits, target: torch.Tensor) -> list[tuple[torch.Ten
     """Each level's logits (N, 1, S/2^k, S/2^k) as they are, against the target brought to the network's
     input as the image was (reflect-padded, or resized) and averaged over each level's cells, > 0.5: no
     upsampling, and the levels' Lovász sorts have 2.5-160x fewer pixels than at the native 101 px."""
-    if out.pad is None:
-        canvas = resize(target, (out.size, out.size))
-    else:
-        canvas = F.pad(target, out.pad, mode="reflect")
+    canvas = to_network(target, out.size, out.pad)
     return [(level.float(), (F.adaptive_avg_pool2d(canvas, level.shape[-2:]) > 0.5).float()) for level in out.levels]
 
 
