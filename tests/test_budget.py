@@ -264,3 +264,25 @@ def test_plan_counts_every_tta_view(monkeypatch):
     images = {name: plan["predict_images"] for name, plan in plans.items()}
     assert images == {"plain": 400, "flip": 800, "flip_shifts": 2400}  # (100 + 300) per round x views
     assert plans["flip_shifts"]["predict_seconds"] == pytest.approx(3 * plans["flip"]["predict_seconds"], abs=0.2)
+
+
+def test_plan_of_a_proxy_counts_only_the_folds_that_run(monkeypatch):
+    """folds.run [0] of a 4-fold split: one fold job, alone on the cores, training on the other three folds'
+    images; the plan for all four folds runs two rounds of two folds and gives each fewer epochs."""
+    from saltnet.performance import budget
+
+    seconds = {"train": 0.05, "train_infer": 0.01, "finetune": 0.05, "finetune_infer": 0.01, "predict": 0.02}
+    monkeypatch.setattr(budget, "measure_steps", lambda *args, **kwargs: seconds)
+    stages = [{"stage": s, "epochs": 4, "size": 128, "batch_size": 16, "loss": "bce", "aux_weight": 0.3,
+               "aux_resolution": "output"} for s in ("train", "finetune")]
+
+    def plan(run):
+        return budget.plan_budget(4, "resunet_scse_ds", stages, [750, 750, 750, 750], 1.0, False, 50, 1000, 101,
+                                  2, 1, run=run)
+
+    every, proxy = plan(None), plan([0])
+    assert (every["rounds"], every["parallel_folds"], every["folds_run"]) == (2, 2, [0, 1, 2, 3])
+    assert (proxy["rounds"], proxy["parallel_folds"], proxy["folds_run"]) == (1, 1, [0])
+    assert proxy["stages"][0]["train_steps"] == every["stages"][0]["train_steps"] == 2250 // 16
+    assert proxy["predict_images"] == 750 + 1000
+    assert proxy["epochs"]["train"] > 1.5 * every["epochs"]["train"]

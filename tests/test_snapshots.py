@@ -109,3 +109,24 @@ def test_swa_returns_the_last_epochs_mean_with_batchnorm_measured_again(tmp_path
     assert stats and weights
     assert all(torch.allclose(result.state_dict[k], mean[k]) for k in weights)
     assert any(not torch.allclose(result.state_dict[k], mean[k]) for k in stats)
+
+
+def test_div_final_sets_where_the_one_cycle_schedule_ends(tmp_path):
+    """Config key div_final: the one-cycle schedule ends at lr / div_final. With 4 steps an epoch, the last
+    epoch's learning rate (the history's, at its last step) is just above lr / 4 with div_final 4, and
+    an order of magnitude lower with the default (1e5): what swa averages then differs from epoch to epoch."""
+    from saltnet.data.demo import make_demo_data
+    from saltnet.data.folds import split_folds
+    from saltnet.data.pack import pack_competition
+    from saltnet.training.fold import TrainSettings, train_fold
+
+    make_demo_data(tmp_path / "data", n_train=64, n_test=1, seed=3)
+    data, _ = pack_competition(tmp_path / "data")
+    folds = split_folds(data.ids, data.masks, 2, 0)
+    last_lr = {}
+    for div_final in (1e5, 4.0):
+        settings = TrainSettings(**{**STAGE, "epochs": 3, "lr": 1e-2}, loss="bce_dice", div_final=div_final)
+        result = train_fold(data, folds, 0, settings, tmp_path / f"work{div_final:g}", torch.device("cpu"))
+        last_lr[div_final] = result.history["lr"].iloc[-1]
+    assert 1e-2 / 4 <= last_lr[4.0] < 1e-2 / 3
+    assert last_lr[1e5] < last_lr[4.0] / 5

@@ -51,8 +51,10 @@ def folds_step(packed_train: str, n_folds: int, seed: int, out: str) -> None:
 
 def budget_step(packed_test: str, folds: str, budget_minutes: float, model: str, stages: list[dict],
                 valid_fraction: float, predict_tta: bool, predict_batch_size: int, native: int, cores: int,
-                fold_threads: int, bf16: bool | str, out: str, predict_shifts: list) -> None:
-    """Plan the epochs that fit budget_minutes on this machine (saltnet.performance.budget); write them to `out`."""
+                fold_threads: int, bf16: bool | str, out: str, predict_shifts: list,
+                run_folds: list[int] | None = None) -> None:
+    """Plan the epochs that fit budget_minutes on this machine (saltnet.performance.budget) for the folds that
+    train (run_folds; None: all of the split's); write them to `out`."""
     import torch
 
     from saltnet.performance.budget import plan_budget
@@ -67,7 +69,7 @@ def budget_step(packed_test: str, folds: str, budget_minutes: float, model: str,
                          "and choose the epochs")
     plan = plan_budget(budget_minutes, model, stages, fold_sizes, valid_fraction, predict_tta, predict_batch_size,
                        n_test, native, cores, fold_threads, bf16=resolve_bf16(bf16, torch.device("cpu")).bf16,
-                       predict_shifts=predict_shifts)
+                       predict_shifts=predict_shifts, run=run_folds)
     plan["machine"] = cpu_info()
     log.info("budget %g min: epochs %s (scale %.2f of the configured), predicted %.1f min; %s", budget_minutes,
              plan["epochs"], plan["scale"], plan["predicted_seconds"] / 60,

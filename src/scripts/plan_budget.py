@@ -18,5 +18,6 @@ budget_step(
     cores=snakemake.threads,
     fold_threads=snakemake.params.fold_threads,
     bf16=snakemake.params.bf16,
+    run_folds=snakemake.params.run_folds,
     out=snakemake.output[0],
 )

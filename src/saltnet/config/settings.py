@@ -48,6 +48,7 @@ class TrainSettings:
     compile: bool = _TOP["compile"]  # torch.compile the model for training
     snapshots: int = _TOP["snapshots"]  # keep the weights of the last this many epochs (work_dir/snapshots)
     swa: int = _STAGE["swa"]  # > 1: the stage's model is the mean of its last swa epochs' weights
+    div_final: float = _STAGE["div_final"]  # the one-cycle schedule ends at lr / div_final
     exclude: tuple[str, ...] | list[str] = tuple(_TOP["exclude"])  # saltnet.data.cleaning filters: left out of training
     repeat: tuple[str, ...] | list[str] = tuple(_TOP["repeat"])  # saltnet.data.cleaning filters: twice per epoch
     aux_weight: float = _TOP["aux_weight"]  # each deep-supervision level's loss weight
@@ -75,7 +76,7 @@ class TrainSettings:
 _NOT_IN_FINGERPRINT = ("checkpoint_minutes", "snapshots", "swa")
 # Fields added after runs existed: a checkpoint or model file written before holds each at its default, so
 # it is hashed only when set otherwise (such a checkpoint still resumes) and a file without it reads as the default.
-LATER_FIELDS = ("exclude", "repeat", "aux_resolution")
+LATER_FIELDS = ("exclude", "repeat", "aux_resolution", "div_final")
 FIELDS = tuple(f.name for f in dataclasses.fields(TrainSettings))
 
 

@@ -41,16 +41,18 @@ def _hypercolumn(**kwargs) -> nn.Module:
     return hypercolumn_se_resnext50(**kwargs)
 
 
-def _resunet(name: str, deep_supervision: bool) -> tuple[str, ModelSpec]:
+def _resunet(name: str, deep_supervision: bool, fine_blocks: bool = False) -> tuple[str, ModelSpec]:
     """Registry entry of the resunet_scse family: it takes the native images and pads them (native_input)."""
     def build(**kwargs) -> nn.Module:
         from saltnet.models.resunet import build_resunet
 
-        return build_resunet(name, deep_supervision=deep_supervision, **kwargs)
+        return build_resunet(name, deep_supervision=deep_supervision, fine_blocks=fine_blocks, **kwargs)
     summary = ("a small residual U-Net with scSE for training from random init on a CPU, 101 px images "
                "reflect-padded to the stage size")
     if deep_supervision:
         summary = "resunet_scse with its four decoder levels deep-supervised in training (config key aux_weight)"
+    if fine_blocks:
+        summary = "resunet_scse_ds with residual blocks instead of single convolutions at full resolution"
     return name, ModelSpec(build, encoder=None, summary=summary, native_input=True)
 
 
@@ -63,7 +65,8 @@ MODELS: dict[str, ModelSpec] = {
     # The small residual U-Net from random init (models/resunet.py), 101 px reflect-padded to `size`;
     # _ds: deep supervision of its decoder levels in training.
     **dict([_resunet("resunet_scse", deep_supervision=False),
-            _resunet("resunet_scse_ds", deep_supervision=True)]),
+            _resunet("resunet_scse_ds", deep_supervision=True),
+            _resunet("resunet_scse_ds_fine", deep_supervision=True, fine_blocks=True)]),
 }
 
 

@@ -123,18 +123,24 @@ class ResUNet(nn.Module):
     levels at S/2 ... S/32 and four decoders back to S/2; the last step upsamples to S and refines
     with the full-resolution stem features (one 3x3 conv), so boundaries are drawn at full resolution
     without running heavy blocks there (a stride-1 ResNet level at full resolution is far slower on a CPU).
+    `fine_blocks`: the stem and the refinement are residual blocks with scSE (width/2 channels) instead of
+    one convolution each, more capacity where small masks and boundaries are drawn (the 1st place kept its
+    first level at full resolution, ybabakhin/kaggle_salt_bes_phalanx) at about 1.15x the FLOPs.
     """
 
-    def __init__(self, in_channels: int = 3, width: int = 16, deep_supervision: bool = False):
+    def __init__(self, in_channels: int = 3, width: int = 16, deep_supervision: bool = False,
+                 fine_blocks: bool = False):
         super().__init__()
         widths = [width * 2**i for i in range(5)]  # 16, 32, 64, 128, 256
         fine = width // 2
-        self.stem = nn.Sequential(conv_bn(in_channels, fine), nn.ReLU(inplace=True))
+        self.stem = (ResBlock(in_channels, fine) if fine_blocks
+                     else nn.Sequential(conv_bn(in_channels, fine), nn.ReLU(inplace=True)))
         self.down = nn.Sequential(nn.Conv2d(fine, widths[0], 3, stride=2, padding=1, bias=False),
                                   nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True))
         self.encoders = nn.ModuleList(ResBlock(c_in, c_out) for c_in, c_out in zip([widths[0], *widths[:-1]], widths))
         self.decoders = nn.ModuleList(UpBlock(widths[i + 1], widths[i], widths[i]) for i in reversed(range(4)))
-        self.refine = nn.Sequential(conv_bn(widths[0] + fine, fine), nn.ReLU(inplace=True))
+        self.refine = (ResBlock(widths[0] + fine, fine) if fine_blocks
+                       else nn.Sequential(conv_bn(widths[0] + fine, fine), nn.ReLU(inplace=True)))
         self.head = nn.Conv2d(fine, 1, kernel_size=1)
         levels = [widths[i] for i in reversed(range(4))] if deep_supervision else []
         self.aux_heads = nn.ModuleList(nn.Conv2d(c, 1, kernel_size=1) for c in levels)
@@ -182,10 +188,11 @@ class FitToSize(nn.Module):
 
 
 def build_resunet(name: str, encoder_weights: str = "none", size: int = 128, width: int = 16,
-                  deep_supervision: bool = False) -> nn.Module:
+                  deep_supervision: bool = False, fine_blocks: bool = False) -> nn.Module:
     """Registry builder of the resunet_scse family, random init only (encoder_weights must be 'none'):
     the network at `size`, fed the native 101 px images reflect-padded to it (FitToSize).
-    deep_supervision: auxiliary decoder logits in training (see ResUNet)."""
+    deep_supervision: auxiliary decoder logits in training; fine_blocks: residual blocks at full resolution
+    (see ResUNet)."""
     if encoder_weights != "none":
         raise ValueError(f"model {name} trains from random init; set encoder_weights: none (got {encoder_weights!r})")
-    return FitToSize(ResUNet(width=width, deep_supervision=deep_supervision), size)
+    return FitToSize(ResUNet(width=width, deep_supervision=deep_supervision, fine_blocks=fine_blocks), size)

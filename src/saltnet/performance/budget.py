@@ -196,26 +196,28 @@ def _predict_seconds(images: int, batch_seconds: float, batch_size: int) -> floa
 
 def plan_budget(budget_minutes: float, model: str, stages: list[dict], fold_sizes: list[int], valid_fraction: float,
                 predict_tta: bool, predict_batch_size: int, n_test: int, native: int, cores: int, fold_threads: int,
-                bf16: bool = False, predict_shifts: list = ()) -> dict:
+                bf16: bool = False, predict_shifts: list = (), run: list[int] | None = None) -> dict:
     """The plan written to results/budget.json (see the module docstring).
 
-    stages: per stage dicts with stage, epochs, size, batch_size, loss; fold_sizes: images per fold;
+    stages: per stage dicts with stage, epochs, size, batch_size, loss; fold_sizes: images per fold, all
+    folds of the split; run: the folds that train (config folds.run), None: all of them;
     predict_tta, predict_batch_size, predict_shifts: config predict's tta, batch_size and shifts.
     """
     from saltnet.inference.predict import tta_views
     from saltnet.training.fold import valid_count
 
+    run_sizes = list(fold_sizes) if run is None else [fold_sizes[k] for k in run]
     fold_threads = max(1, min(fold_threads, cores))  # Snakemake caps a job's threads at --cores
-    parallel = max(1, min(len(fold_sizes), cores // fold_threads))
-    rounds = math.ceil(len(fold_sizes) / parallel)
+    parallel = max(1, min(len(run_sizes), cores // fold_threads))
+    rounds = math.ceil(len(run_sizes) / parallel)
     load = os.getloadavg()[0]
     clock, started = time.time(), time.perf_counter()
     seconds = measure_steps(model, stages, native, parallel, fold_threads, bf16, predict_batch_size)
-    n_images, largest = sum(fold_sizes), max(fold_sizes)
+    n_images, largest = sum(fold_sizes), max(run_sizes)  # a fold trains on every other fold's images
     costs = []
     for stage in stages:
         batch = stage["batch_size"]
-        n_train = n_images - min(fold_sizes)  # the largest training set of any fold
+        n_train = n_images - min(run_sizes)  # the largest training set of any fold that runs
         scored = valid_count(largest, valid_fraction)
         if stage["stage"] == "pseudo":  # planned with a share of the test images; replan_stage counts those kept
             n_train += round(PLANNED_PSEUDO_SHARE * n_test)
@@ -235,8 +237,9 @@ def plan_budget(budget_minutes: float, model: str, stages: list[dict], fold_size
             "reserve_seconds": RESERVE_SECONDS, "planning_seconds": round(measured, 1),
             "load_avg_1m": round(load, 2), "busy": load > BUSY_LOAD_PER_CORE * cores,
             "started": clock, "target_share": TARGET_SHARE, "n_test": n_test, "largest_fold": largest,
+            "folds_run": sorted(run) if run is not None else list(range(len(fold_sizes))),
             "stages": [{**asdict(c), "epoch_seconds": c.epoch_seconds, "batch_size": stage["batch_size"],
-                        "own_images": n_images - min(fold_sizes)} for c, stage in zip(costs, stages)]}
+                        "own_images": n_images - min(run_sizes)} for c, stage in zip(costs, stages)]}
 
 
 def first_stage_time_limit(plan: dict) -> float:

@@ -171,7 +171,8 @@ def train_fold(data: PackedData, folds: pd.DataFrame, fold: int, settings: Train
     log.info("fold %d: %d train / %d valid images at %d px, epochs %d..%d", fold, len(train_idx), len(valid_idx),
              settings.size, start_epoch, settings.epochs - 1)
     with learn.no_bar(), learn.no_logging():
-        learn.fit_one_cycle(settings.epochs, settings.lr, wd=settings.wd, start_epoch=start_epoch)
+        learn.fit_one_cycle(settings.epochs, settings.lr, wd=settings.wd, start_epoch=start_epoch,
+                            div_final=settings.div_final)
     done = len(history.rows)  # settings.epochs, unless the time limit ended the stage
     if settings.swa >= 1:  # the last epoch's weights, or the last epochs' averaged, replace the best epoch's
         _average_last_epochs(learn.model, work_dir / SNAPSHOTS, settings.swa, done, data.images[train_idx],
