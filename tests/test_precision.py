@@ -49,8 +49,25 @@ def test_true_and_false_force_it_and_nonsense_is_refused(monkeypatch):
 
 
 def test_the_real_probe_measures_this_cpu():
-    speedup = precision.cpu_bf16_speedup(steps=1)
+    speedup = precision.cpu_bf16_speedup.__wrapped__(steps=1)
     assert speedup > 0 and np.isfinite(speedup)
+
+
+def test_the_probe_times_one_thread_and_gives_the_callers_threads_back(monkeypatch, capsys):
+    """On two threads a busy CPU made bf16 look slower than fp32 (docs/speed.md): the probe runs on one."""
+    seen = []
+    monkeypatch.setattr(precision, "_probe_speedup", lambda steps: seen.append(torch.get_num_threads()) or 2.0)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert precision.cpu_bf16_speedup.__wrapped__() == 2.0
+        assert seen == [1] and torch.get_num_threads() == 2
+        precision.main(["--threads", "1", "2", "--repeats", "2"])
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1, 1, 1, 2, 2]
+    out = capsys.readouterr().out
+    assert "1 thread(s)" in out and "2 thread(s)" in out and "bf16 chosen 2 of 2 times" in out
 
 
 @pytest.fixture(scope="module")

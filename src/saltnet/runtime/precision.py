@@ -10,8 +10,10 @@ second), which also catches a CPU that is told to act as AVX2-only
 
 from __future__ import annotations
 
+import argparse
 import functools
 import logging
+import os
 import platform
 import time
 from dataclasses import dataclass
@@ -21,12 +23,14 @@ from torch import nn
 
 from saltnet.runtime.jobs import cpu_field
 
-__all__ = ["Precision", "resolve_bf16", "cpu_info", "cpu_bf16_speedup"]
+__all__ = ["Precision", "resolve_bf16", "cpu_info", "cpu_bf16_speedup", "main"]
 
 log = logging.getLogger(__name__)
 
 
 _PROBE_MIN_SPEEDUP = 1.1  # bf16 must beat fp32 by this much on the CPU to be chosen
+PROBE_STEPS = 5  # timed steps of each precision, after one that warms both up
+PROBE_THREADS = 1  # see cpu_bf16_speedup
 
 
 @dataclass(frozen=True)
@@ -68,14 +72,25 @@ def _probe_step(model: nn.Module, x: torch.Tensor, bf16: bool) -> float:
 
 
 @functools.lru_cache(maxsize=1)
-def cpu_bf16_speedup(steps: int = 3) -> float:
-    """fp32 time / bf16 time of a small conv net's training step (64 px, batch 8), interleaved.
+def cpu_bf16_speedup(steps: int = PROBE_STEPS, threads: int = PROBE_THREADS) -> float:
+    """fp32 time / bf16 time of a small conv net's training step (64 px, batch 8), interleaved, the best of
+    `steps` each, on `threads` threads (the caller's thread count is given back).
 
+    One thread by default: a probe on two threads while other jobs share the cores (a sweep beside
+    tests, two folds starting together) measured bf16 at 0.63-0.67x of fp32 on an Intel Xeon with AMX
+    that is 2x faster in bf16 when quiet, and so chose fp32; on one thread the same load gave 2.1-3.3x
+    (docs/speed.md; `python -m saltnet.runtime.precision` repeats the comparison). bf16's gain is per
+    core (AMX tiles, AVX512-BF16), so one thread measures what the choice is about.
     Runs on a forked RNG, so the caller's random stream (the fold's seed) is left as it was.
     """
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        return _probe_speedup(steps)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            return _probe_speedup(steps)
+    finally:
+        torch.set_num_threads(before)
 
 
 def _probe_speedup(steps: int) -> float:
@@ -110,3 +125,26 @@ def resolve_bf16(setting: bool | str, device: torch.device) -> Precision:
     chosen = speedup >= _PROBE_MIN_SPEEDUP
     return Precision(chosen, f"auto: CPU {info['cpu_model']} ({info['cpu_capability']}) reports native bf16; "
                              f"probe: bf16 step {speedup:.2f}x the speed of fp32")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print the bf16 probe's speedup, repeated, on each thread count: how steady the choice of `bf16: auto`
+    is on this machine as it is loaded now. Run it beside other work to see the effect of a busy CPU:
+        python -m saltnet.runtime.precision --threads 1 2 --repeats 6"""
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, nargs="+", default=[PROBE_THREADS, 2])
+    parser.add_argument("--repeats", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=PROBE_STEPS)
+    args = parser.parse_args(argv)
+    info = cpu_info()
+    print(f"CPU {info['cpu_model']} ({info['cpu_capability']}), native bf16: {info['native_bf16']}, "
+          f"1-minute load average {os.getloadavg()[0]:.2f}")
+    for threads in args.threads:
+        ratios = [cpu_bf16_speedup.__wrapped__(args.steps, threads) for _ in range(args.repeats)]
+        chosen = sum(r >= _PROBE_MIN_SPEEDUP for r in ratios)
+        print(f"{threads} thread(s), best of {args.steps} steps: bf16 {', '.join(f'{r:.2f}' for r in ratios)}x "
+              f"the speed of fp32; bf16 chosen {chosen} of {len(ratios)} times")
+
+
+if __name__ == "__main__":
+    main()
