@@ -76,11 +76,10 @@ def cpu_bf16_speedup(steps: int = PROBE_STEPS, threads: int = PROBE_THREADS) -> 
     """fp32 time / bf16 time of a small conv net's training step (64 px, batch 8), interleaved, the best of
     `steps` each, on `threads` threads (the caller's thread count is given back).
 
-    One thread by default: a probe on two threads while other jobs share the cores (a sweep beside
-    tests, two folds starting together) measured bf16 at 0.63-0.67x of fp32 on an Intel Xeon with AMX
-    that is 2x faster in bf16 when quiet, and so chose fp32; on one thread the same load gave 2.1-3.3x
-    (docs/speed.md; `python -m saltnet.runtime.precision` repeats the comparison). bf16's gain is per
-    core (AMX tiles, AVX512-BF16), so one thread measures what the choice is about.
+    One thread by default: on two threads, other jobs sharing the cores made bf16 look slower than fp32
+    on a CPU where it is faster, and one thread under the same load did not (docs/speed.md; `python -m
+    saltnet.runtime.precision` repeats the comparison). bf16's gain is per core (AMX tiles,
+    AVX512-BF16), so one thread measures what the choice is about.
     Runs on a forked RNG, so the caller's random stream (the fold's seed) is left as it was.
     """
     before = torch.get_num_threads()
