@@ -71,7 +71,7 @@ rule plan_budget:
         image_size=rules.pack_data.params.image_size,  # the native side the packed images have
         fold_threads=fold_threads,  # a function: --cores is read when the job runs, not when the rules are
         bf16=config["bf16"],
-        run_folds=[int(k) for k in FOLDS],  # a proxy's folds.run: only those train in the budget
+        run_folds=FOLDS,  # a proxy's folds.run: only those train in the budget
     script:
         "../../src/scripts/plan_budget.py"
 
