@@ -279,6 +279,8 @@ def resolve_ref(schema: dict, root: dict) -> dict:
 def _coerce(value, schema: dict, root: dict):
     """`value` fitted to `schema`: strings re-read where needed, then objects and arrays entered."""
     schema = resolve_ref(schema, root)
+    if "anyOf" in schema:  # e.g. pseudo: null or a stage; --config pseudo=null arrives as the string 'null'
+        schema = _alternative(value, [resolve_ref(option, root) for option in schema["anyOf"]])
     if isinstance(value, str) and not _fits(value, schema):
         value = _parse(value, schema)
     if isinstance(value, dict):
@@ -289,6 +291,19 @@ def _coerce(value, schema: dict, root: dict):
     elif isinstance(value, list) and isinstance(schema.get("items"), dict):
         value[:] = [_coerce(item, schema["items"], root) for item in value]
     return value
+
+
+def _alternative(value, options: list[dict]) -> dict:
+    """The first of an anyOf's `options` that `value` fits as it is, else the first it fits once read as
+    YAML, else the first (validation then names what was wrong)."""
+    for option in options:
+        if _fits(value, option):
+            return option
+    if isinstance(value, str):
+        for option in options:
+            if _parse(value, option) is not value:
+                return option
+    return options[0]
 
 
 def _fits(value, schema: dict) -> bool:
