@@ -12,7 +12,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from conftest import REPO, TINY_CONFIG, run_snakemake
-from saltnet.config.resolve import coerce_config, load_schema, resolve_config
+from saltnet.config.resolve import PRESETS, coerce_config, load_schema, resolve_config
 
 SCHEMA_PATH = REPO / "workflow/schemas/config.schema.yaml"
 SCHEMA = load_schema(SCHEMA_PATH)
@@ -136,17 +136,14 @@ def test_dry_run_dotted_key_on_command_line_is_refused(tiny_workdir):
     assert "Config entry must start with a valid identifier" in proc.stdout + proc.stderr
 
 
-CPU_PRESET = REPO / "workflow" / "presets" / "cpu.yaml"
-
-
 @pytest.mark.parametrize("text", ["null", "~"])
 def test_optional_stage_turned_off_on_the_command_line(text):
     """--config pseudo=null arrives as a string; pseudo is null or a stage (an anyOf): the preset's is replaced."""
-    config = resolve_config([CPU_PRESET], {"pseudo": text})
+    config = resolve_config([PRESETS / "cpu.yaml"], {"pseudo": text})
     assert config["pseudo"] is None
 
 
 def test_optional_stage_given_as_a_string_is_a_stage():
     stage = "{size: 128, epochs: 3, batch_size: 16, lr: 1e-3, wd: 1e-4}"
-    config = resolve_config([CPU_PRESET], {"pseudo": stage})
+    config = resolve_config([PRESETS / "cpu.yaml"], {"pseudo": stage})
     assert config["pseudo"]["epochs"] == 3 and config["pseudo"]["lr"] == 1e-3
