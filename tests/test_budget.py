@@ -161,6 +161,36 @@ def test_the_finetune_keeps_room_for_the_pseudo_stage_which_gets_what_is_left():
     assert 0.95 * 3600 <= pseudo["predicted_seconds"] <= 3600
 
 
+def test_the_last_stage_gets_a_deadline_on_the_budgets_clock_and_earlier_stages_none():
+    pseudo_stage = {**_stage("pseudo", 10), "train_steps": 150, "epoch_seconds": 150.0}
+    plan = _plan(_stage("train", 20), _stage("finetune", 10), pseudo_stage)
+    runs = _runs(75.0)
+    assert "deadline" not in replan_stage(plan, "finetune", {"train": runs}, now=runs[0]["end"])
+    finetune = _runs(75.0, epochs=9, start=runs[0]["end"])
+    finetune[0] = {**finetune[0], "seconds": finetune[0]["seconds"] + 40}  # 40 s after its last epoch
+    now = finetune[0]["end"] + 40
+    pseudo = replan_stage(plan, "pseudo", {"train": runs, "finetune": finetune}, now=now, later_predict_seconds=60.0)
+    # the budget's end (started at 1000 s, 3600 s) less the reserve (180 s), all the predictions and the 40 s
+    assert pseudo["deadline"] == pytest.approx(1000 + 3600 - 180 - 60 - 40)
+    assert pseudo["deadline_after_s"] == pytest.approx(3600 - 180 - 60 - 40)
+    # a run resumed a day later: the plan's clock no longer holds, so no deadline
+    resumed = [{**r, "resumed_from_epoch": 4} for r in finetune]
+    assert "deadline" not in replan_stage(plan, "pseudo", {"train": runs, "finetune": resumed}, now=now + 86_400)
+
+
+def test_a_fold_job_drops_a_deadline_the_clock_passed_long_ago(tmp_path):
+    from saltnet.performance.budget import RESUMED_GAP_SECONDS
+    from saltnet.steps import planned_deadline
+
+    path = tmp_path / "budget_pseudo.json"
+    path.write_text(json.dumps({"epochs": {"pseudo": 3}, "time_limit_s": 400.0, "deadline": 5000.0}))
+    assert planned_deadline(path, now=4000.0) == 5000.0
+    assert planned_deadline(path, now=5000.0 + RESUMED_GAP_SECONDS / 2) == 5000.0  # late: the guard stops it
+    assert planned_deadline(path, now=5000.0 + RESUMED_GAP_SECONDS + 1) is None  # stopped and resumed
+    path.write_text(json.dumps({"epochs": {"finetune": 3}, "time_limit_s": 400.0}))
+    assert planned_deadline(path, now=4000.0) is None
+
+
 @pytest.mark.process
 def test_measured_step_times_are_real_and_positive():
     aux = {"aux_weight": 0.3, "aux_resolution": "output"}
@@ -196,6 +226,9 @@ def test_the_dag_trains_the_planned_epochs(tmp_path):
         assert len(history) == plan["epochs"][stage]
         run = json.loads((tmp_path / f"results/{stage}/fold0/run.json").read_text())
         assert run["epochs"] == plan["epochs"][stage] and run["time_limit_s"] > 0
+        # the last stage alone trains against the budget's clock, which ends after the fold did
+        assert (run["deadline"] is not None) == (stage == "pseudo")
+    assert plan["started"] + 30 * 60 > run["deadline"] > run["end"]
     table = pd.read_parquet(tmp_path / "results/folds.parquet")
     for fold in (0, 1):  # fold k's labels come from fold k's finetune model alone; its OOF is its own images
         labels = json.loads((tmp_path / f"results/pseudo/fold{fold}/labels.json").read_text())
@@ -224,6 +257,32 @@ def test_the_run_page_says_when_the_plan_was_measured_on_a_busy_cpu(tmp_path):
     assert "The CPU was busy when it was measured (1-minute load average 1.62)" in _budget_section(path, folds)
     path.write_text(json.dumps({**plan, "load_avg_1m": 0.2, "busy": False}))
     assert "busy" not in _budget_section(path, folds)
+
+
+def test_a_plan_that_halves_the_epochs_advises_fewer_folds():
+    from saltnet.performance.budget import FEW_EPOCHS_SCALE, fewer_folds_advice
+
+    slow = {"scale": 0.34, "epochs": {"train": 4, "finetune": 13}, "folds_run": [0, 1, 2, 3]}
+    advice = fewer_folds_advice(slow, 4)
+    assert "0.34 of the configured epochs" in advice and "folds={n: 2}" in advice
+    assert "folds={n: 5}" in fewer_folds_advice({**slow, "folds_run": list(range(10))}, 10)
+    assert fewer_folds_advice({**slow, "scale": FEW_EPOCHS_SCALE}, 4) is None  # half the epochs or more: none
+    assert fewer_folds_advice({**slow, "folds_run": [0, 1]}, 2) is None  # 2 folds are the fewest
+    assert fewer_folds_advice({**slow, "folds_run": [0]}, 4) is None  # a proxy of one fold: left alone
+
+
+def test_the_run_page_shows_the_plans_advice(tmp_path):
+    from saltnet.report.run_page import _budget_section
+
+    folds = pd.DataFrame({"stage": ["train"], "fold": [0], "seconds": [100.0], "epochs": [4], "epoch_seconds": [25.0]})
+    plan = {**_plan(), "budget_minutes": 88, "scale": 0.34, "parallel_folds": 2, "fold_threads": 1, "rounds": 2,
+            "predicted_seconds": 4700.0, "predict_seconds": 80.0, "reserve_seconds": 90.0, "planning_seconds": 50.0,
+            "load_avg_1m": 0.2, "busy": False, "advice": "consider fewer folds"}
+    path = tmp_path / "budget.json"
+    path.write_text(json.dumps(plan))
+    assert "Advice: consider fewer folds" in _budget_section(path, folds)
+    path.write_text(json.dumps({**plan, "advice": None}))
+    assert "Advice" not in _budget_section(path, folds)
 
 
 @pytest.mark.snakemake

@@ -1,6 +1,8 @@
 """The pseudo-label stage's parts: which test images the rule keeps, that a fold trains on them without
 scoring them, the small masks repeated, and the time limit that ends a stage early."""
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -95,6 +97,16 @@ def test_the_time_limit_ends_the_stage_after_an_epoch_and_averages_what_it_has(t
     full = train_fold(
         data, folds, 0, settings, tmp_path / "long", torch.device("cpu"), time_limit_s=3600)
     assert full.epochs == 3 and len(full.history) == 3
+
+
+def test_the_budgets_deadline_ends_a_fold_that_started_late(tiny, tmp_path, caplog):
+    """A generous time limit, but the budget's clock runs out after the first epoch (a fold that started late)."""
+    data, _, folds = tiny
+    settings = TrainSettings(**{**STAGE, "epochs": 3, "swa": 2})
+    result = train_fold(data, folds, 0, settings, tmp_path / "late", torch.device("cpu"), time_limit_s=3600,
+                        deadline=time.time() + 1e-3)
+    assert result.epochs == 1 and len(result.history) == 1
+    assert "past the budget's deadline: stopping" in caplog.text
 
 
 def test_rule_quality_scores_the_kept_labels_against_the_truth():

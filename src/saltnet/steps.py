@@ -26,6 +26,7 @@ from saltnet.inference.submission import build_submission, validate_submission, 
 from saltnet.runtime.atomic import write_json, write_npz, write_parquet
 
 __all__ = ["pack_step", "folds_step", "budget_step", "replan_step", "planned_epochs", "planned_time_limit",
+           "planned_deadline",
            "train_step", "predict_step", "pseudo_labels_step", "ensemble_step", "postprocess_step", "submission_step",
            "cv_score_step", "heldout_postprocess_step", "coverage_losses_step", "tta_analysis_step",
            "snapshot_analysis_step"]
@@ -57,7 +58,7 @@ def budget_step(packed_test: str, folds: str, budget_minutes: float, model: str,
     train (run_folds; None: all of the split's); write them to `out`."""
     import torch
 
-    from saltnet.performance.budget import plan_budget
+    from saltnet.performance.budget import fewer_folds_advice, plan_budget
     from saltnet.runtime.precision import cpu_info, resolve_bf16
 
     fold_sizes = pd.read_parquet(folds)["fold"].value_counts().sort_index().tolist()
@@ -79,6 +80,9 @@ def budget_step(packed_test: str, folds: str, budget_minutes: float, model: str,
                     "shared the CPU, so these epochs are likely too few (replan_finetune corrects the finetune "
                     "stage from its real times); for a plan of this machine alone, rerun it quiet with "
                     "snakemake -R plan_budget", plan["load_avg_1m"], cores)
+    plan["advice"] = fewer_folds_advice(plan, len(fold_sizes))
+    if plan["advice"]:
+        log.warning(plan["advice"])
     write_json(out, plan)
 
 
@@ -104,6 +108,9 @@ def replan_step(budget: str, stage: str, done: dict[str, list[str]], out: str, l
              replan["epochs"][stage], replan["epoch_seconds"], replan["time_limit_s"],
              replan["predicted_seconds"] / 60, plan["budget_minutes"],
              f", {replan['over_budget_seconds'] / 60:.1f} min over budget" if replan["over_budget_seconds"] else "")
+    if "deadline" in replan:
+        log.info("%s: every fold stops after the epoch from which one more would end %.1f min after planning "
+                 "began", stage, replan["deadline_after_s"] / 60)
     write_json(out, replan)
 
 
@@ -123,17 +130,30 @@ def planned_time_limit(budget: str) -> float | None:
     return first_stage_time_limit(plan) if "stages" in plan else None
 
 
+def planned_deadline(budget: str, now: float | None = None) -> float | None:
+    """The clock (time.time()) by which a fold of the planned stage must have trained: a last stage's replan
+    gives one (saltnet.performance.budget.replan_stage); None where it does not, or where the job starts
+    more than RESUMED_GAP_SECONDS past it: the run was stopped and resumed, and the plan's clock is stale."""
+    from saltnet.performance.budget import RESUMED_GAP_SECONDS
+
+    deadline = _read_json(budget).get("deadline")
+    now = time.time() if now is None else now
+    if deadline is None or now > deadline + RESUMED_GAP_SECONDS:
+        return None
+    return float(deadline)
+
+
 def train_step(packed_train: str, folds: str, fold: int, settings: TrainSettings, stage: str, out_model: str,
                out_history: str, out_run: str, work_dir: str, lock_dir: str, init_weights: str | None = None,
                gpu_slots: int | None = None, pseudo_labels: str | None = None, packed_test: str | None = None,
-               time_limit_s: float | None = None) -> None:
+               time_limit_s: float | None = None, deadline: float | None = None) -> None:
     """Train one fold at one resolution (stage 'train', 'finetune' or 'pseudo'); outputs appear only once the
     fold has finished. The model file carries its architecture, size, stage and settings
     (saltnet.models.modelfile).
 
     pseudo_labels: a labels.npz of pseudo_labels_step, whose test images (from packed_test) join the
     training images; time_limit_s: the stage stops after the epoch that would let the next one pass it
-    (the budget's guard, saltnet.training.callbacks.TimeLimit)."""
+    (the budget's guard, saltnet.training.callbacks.TimeLimit); deadline: the same on the clock."""
     import torch
 
     from saltnet.models.modelfile import save_model_file
@@ -147,7 +167,7 @@ def train_step(packed_train: str, folds: str, fold: int, settings: TrainSettings
         started = time.time()  # from here the job holds its device: start..end never overlap on one GPU
         log.info("fold %d on %s (%s)", fold, lease.device, lease.source)
         result = train_fold(data, table, fold, settings, work_dir, lease.device, init_weights, extra=extra,
-                            time_limit_s=time_limit_s)
+                            time_limit_s=time_limit_s, deadline=deadline)
         ended = time.time()
     save_model_file(out_model, result.state_dict, settings, stage)
     write_parquet(out_history, result.history)
@@ -157,7 +177,7 @@ def train_step(packed_train: str, folds: str, fold: int, settings: TrainSettings
         "lease": lease.source, "start": started, "end": ended, "seconds": ended - started,
         "lease_wait_s": started - queued,
         "epochs": result.epochs, "planned_epochs": settings.epochs, "resumed_from_epoch": result.resumed_from,
-        "time_limit_s": time_limit_s, "pseudo_images": 0 if extra is None else len(extra[0]),
+        "time_limit_s": time_limit_s, "deadline": deadline, "pseudo_images": 0 if extra is None else len(extra[0]),
         "epoch_seconds": _steady_epoch_seconds(result.history),
         "best_epoch": result.best_epoch, "best_map_iou": result.best_score, "swa": settings.swa,
         "precision": result.precision.name, "precision_reason": result.precision.reason,

@@ -12,6 +12,9 @@ rule train_fold:
         "logs/train_fold/fold{fold}.log",
     benchmark:
         "benchmarks/train_fold/fold{fold}.tsv"
+    # a fold that trains goes before any fold's prediction: the time budget plans the folds in rounds and
+    # all predictions after them (saltnet.performance.budget)
+    priority: 10
     conda:
         "../../envs/train.yaml"
     threads: fold_threads

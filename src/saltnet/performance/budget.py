@@ -32,7 +32,7 @@ from typing import Callable
 
 __all__ = ["BUSY_LOAD_PER_CORE", "MAX_SCALE", "RESERVE_SECONDS", "LOOP_OVERHEAD", "TARGET_SHARE", "LAST_STAGE_CEILING",
            "StageCost", "plan_epochs", "measure_steps", "plan_budget", "replan_stage", "stage_epoch_seconds",
-           "used_seconds", "first_stage_time_limit"]
+           "used_seconds", "first_stage_time_limit", "FEW_EPOCHS_SCALE", "fewer_folds_advice"]
 
 MAX_SCALE = 3.0  # at most 3x the configured epochs: beyond that the schedule was never measured
 # The plans aim the DAG's end at this share of budget_minutes: a run ends within the budget's last 5%
@@ -62,6 +62,10 @@ STARTUP_SECONDS = 15.0  # the measuring processes' imports; they all start timin
 # and flipped, the metric, checkpoints), calibrated on full CPU-preset runs (docs/speed.md, the time
 # budget); a plan that errs either way is mended by replan_finetune.
 LOOP_OVERHEAD = 0.98
+# A plan below this scale trains every fold on less than half its configured epochs. On the real AVX2-only
+# EPYC (scale 0.42) the 4-fold CPU preset scored below 2 folds with twice the epochs each (docs/measured.md,
+# "CPU preset, 4 folds, real AVX2-only CPU"), so plan_budget advises fewer folds there.
+FEW_EPOCHS_SCALE = 0.5
 
 
 @dataclass(frozen=True)
@@ -242,6 +246,17 @@ def plan_budget(budget_minutes: float, model: str, stages: list[dict], fold_size
                         "own_images": n_images - min(run_sizes)} for c, stage in zip(costs, stages)]}
 
 
+def fewer_folds_advice(plan: dict, n_folds: int) -> str | None:
+    """What to run instead where the plan scaled the epochs below FEW_EPOCHS_SCALE and more than 2 folds of
+    an `n_folds` split train (a proxy that trains some folds only is left alone); None where it did not."""
+    folds = max(2, n_folds // 2)
+    if plan["scale"] >= FEW_EPOCHS_SCALE or n_folds <= 2 or len(plan["folds_run"]) < n_folds:
+        return None
+    return (f"this machine gets {plan['scale']:.2f} of the configured epochs ({plan['epochs']}) for each of {n_folds} "
+            f"folds; on a CPU this slow fewer folds with more epochs each scored higher (docs/measured.md, "
+            f"'CPU preset, 4 folds, real AVX2-only CPU'): consider --config 'folds={{n: {folds}}}'")
+
+
 def first_stage_time_limit(plan: dict) -> float:
     """Seconds the first stage's fold jobs may train (callbacks.TimeLimit): what leaves, within the budget,
     one epoch of every later stage and the predictions, per round of folds."""
@@ -288,7 +303,7 @@ def replan_stage(plan: dict, stage: str, done: dict[str, list[dict]], now: float
                  later_predict_seconds: float | None = None, max_scale: float = MAX_SCALE) -> dict:
     """The epochs of `stage` again, once the stages before it have ended in every fold -> {"epochs":
     {stage: n}, "speed_ratio", "epoch_seconds", "used_seconds", "predicted_seconds", "over_budget_seconds",
-    "time_limit_s"}.
+    "time_limit_s"} and, for the last stage, "deadline" (see _deadline).
 
     plan: budget.json; done: the run.json of every fold of each earlier stage; now: the clock (time.time());
     pseudo_images: test images each fold's pseudo stage trains on beside its own (labels.json), where known;
@@ -310,7 +325,8 @@ def replan_stage(plan: dict, stage: str, done: dict[str, list[dict]], now: float
     ratio = real / costs[previous]
     epoch = {s: ratio * costs[s] for s in order[order.index(stage):]}
     configured = {s["stage"]: s["epochs"] for s in plan["stages"]}
-    used = used_seconds(plan, done, time.time() if now is None else now, extra_seconds)
+    now = time.time() if now is None else now
+    used = used_seconds(plan, done, now, extra_seconds)
     predict = later_predict_seconds if later_predict_seconds is not None else ratio * plan["predict_seconds"]
     budget = plan["budget_minutes"] * 60
     left = TARGET_SHARE * budget - plan["reserve_seconds"] - used - predict
@@ -329,11 +345,27 @@ def replan_stage(plan: dict, stage: str, done: dict[str, list[dict]], now: float
     # the guard: the margin to the budget, and what the stages after this one could give up (all but one
     # epoch each: their replans would take it back), so only the last stage is held to its plan closely
     margin = max(0.0, budget - predicted) + plan["rounds"] * sum((n - 1) * epoch[s] for s, n in later_epochs.items())
-    return {"stage": stage, "epochs": {stage: epochs}, "speed_ratio": round(ratio, 3),
+    return {**_deadline(plan, done[previous], now, used, predict, last=not later_epochs),
+            "stage": stage, "epochs": {stage: epochs}, "speed_ratio": round(ratio, 3),
             "epoch_seconds": round(epoch[stage], 2), "previous_epoch_seconds": round(real, 2),
             "used_seconds": round(used, 1), "predicted_seconds": round(predicted, 1),
             "over_budget_seconds": round(max(0.0, predicted - budget), 1),
             "time_limit_s": round(epochs * epoch[stage] + margin / plan["rounds"], 1)}
+
+
+def _deadline(plan: dict, previous: list[dict], now: float, used: float, predict: float, last: bool) -> dict:
+    """{"deadline": clock} for the last stage's folds where the budget's clock holds (not a resumed run): the
+    budget's end less the reserve, all the predictions (the training rules go first, so they follow the last
+    fold) and what a fold job does after its last epoch (weight averaging, BatchNorm measured again: the
+    previous stage's jobs' seconds beyond their epochs). The folds' duration limit alone let a fold that
+    started late (its slot taken by other jobs) carry the run past the budget (docs/measured.md, "CPU preset
+    at 12 : 40 on a real AVX2-only EPYC"); {} otherwise."""
+    if not last or "started" not in plan or not math.isclose(used, now - plan["started"], abs_tol=1e-3):
+        return {}
+    after_fit = max(max(0.0, r["seconds"] - (r["epochs"] - (r.get("resumed_from_epoch") or 0)) * stage_epoch_seconds(r))
+                    for r in previous)
+    end = plan["budget_minutes"] * 60 - plan["reserve_seconds"] - predict - after_fit
+    return {"deadline": round(plan["started"] + end, 1), "deadline_after_s": round(end, 1)}
 
 
 def _stage_costs(plan: dict, pseudo_images: int | None) -> dict[str, float]:

@@ -90,6 +90,8 @@ def _budget_section(budget: str | Path | None, folds: pd.DataFrame, replans: lis
     if plan.get("busy"):
         line += (f". The CPU was busy when it was measured (1-minute load average {plan['load_avg_1m']:g}): "
                  "other processes slowed the timed steps; the replans correct the later stages")
+    if plan.get("advice"):
+        line += f". Advice: {plan['advice']}"
     for stage, replan in again.items():
         line += (f". Replanned after the stage before it ({replan['speed_ratio']:.2f}x its planned epoch): "
                  f"{stage} {replan['epochs'][stage]} epochs of {replan['epoch_seconds']:.0f} s, whole DAG then "

@@ -243,13 +243,15 @@ class TimeLimit(Callback):
     """End the fit after the epoch from which one more would pass `seconds` of training (the epochs of a
     resumed run counted from the history): the time budget's guard, so that a stage the plan over-estimated
     cannot carry the run past budget_minutes. The next epoch is predicted as the mean of the last 3 (the
-    first carries warm-up). The one-cycle schedule is then cut short, so the plan, not this, should decide
+    first carries warm-up). With a `deadline` (a time.time() clock), also after the epoch from which one
+    more would end past it: the last stage's guard on the budget's clock, which holds a fold that started
+    late (rule replan). The one-cycle schedule is then cut short, so the plan, not this, should decide
     the epochs: `stopped_early` says when it did."""
 
     order = max(EpochHistory.order, Checkpoint.order) + 1  # after the epoch's row, snapshot, checkpoint
 
-    def __init__(self, seconds: float, history: EpochHistory):
-        self.seconds, self.history, self.stopped_early = seconds, history, False
+    def __init__(self, seconds: float, history: EpochHistory, deadline: float | None = None):
+        self.seconds, self.history, self.deadline, self.stopped_early = seconds, history, deadline, False
 
     def after_epoch(self):
         if not _epoch_ran(self) or self.epoch + 1 >= self.n_epoch:
@@ -258,5 +260,11 @@ class TimeLimit(Callback):
         if sum(times) + statistics.mean(times[-3:]) > self.seconds:
             log.warning("time limit: %d of %d epochs done in %.0f s of the %.0f s this stage may take: stopping",
                         self.epoch + 1, self.n_epoch, sum(times), self.seconds)
+            self.stopped_early = True
+            raise CancelFitException()
+        if self.deadline is not None and time.time() + statistics.mean(times[-3:]) > self.deadline:
+            log.warning("time limit: %d of %d epochs done; one more would end %.0f s past the budget's deadline: "
+                        "stopping", self.epoch + 1, self.n_epoch,
+                        time.time() + statistics.mean(times[-3:]) - self.deadline)
             self.stopped_early = True
             raise CancelFitException()

@@ -98,7 +98,7 @@ def _load_checkpoint(path: Path, fingerprint: str, device: torch.device) -> dict
 def train_fold(data: PackedData, folds: pd.DataFrame, fold: int, settings: TrainSettings,
                work_dir: str | Path, device: torch.device, init_weights: str | None = None,
                extra_cbs: tuple = (), extra: tuple[np.ndarray, np.ndarray] | None = None,
-               time_limit_s: float | None = None) -> TrainResult:
+               time_limit_s: float | None = None, deadline: float | None = None) -> TrainResult:
     """Train `fold` (its images are the validation set) and return the best epoch's weights.
 
     init_weights: a model file (saltnet.models.modelfile) of the same architecture (progressive resizing:
@@ -106,7 +106,8 @@ def train_fold(data: PackedData, folds: pd.DataFrame, fold: int, settings: Train
     extra_cbs: more fastai callbacks (gpu-check's timers).
     extra: (images (K, H, W) uint8, masks (K, H, W) uint8) trained on beside the fold's training images,
     never scored (the pseudo stage's test images).
-    time_limit_s: the stage ends after the epoch from which one more would pass it (callbacks.TimeLimit).
+    time_limit_s: the stage ends after the epoch from which one more would pass it (callbacks.TimeLimit);
+    deadline: the same on the clock (time.time()), where the budget gives one (the last stage).
     """
     work_dir = Path(work_dir)
     digest = data_digest(data, folds)
@@ -160,7 +161,7 @@ def train_fold(data: PackedData, folds: pd.DataFrame, fold: int, settings: Train
            *extra_cbs]
     if settings.snapshots or settings.swa >= 1:
         cbs.append(Snapshots(work_dir / SNAPSHOTS, max(settings.snapshots, settings.swa), rolling=bool(time_limit_s)))
-    limit = TimeLimit(time_limit_s, history) if time_limit_s else None
+    limit = TimeLimit(time_limit_s, history, deadline) if time_limit_s else None
     if limit:
         cbs.append(limit)
     if precision.bf16:
