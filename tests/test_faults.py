@@ -180,6 +180,7 @@ def job_processes(workdir: Path) -> list[int]:
     return found
 
 
+@pytest.mark.slow  # the suite's time on a 2-core AVX2-only CPU: docs/measured.md#demo-and-test-suite-timings
 @pytest.mark.snakemake
 @pytest.mark.process
 @pytest.mark.skipif(not Path("/proc/self").exists(), reason="Linux /proc")

@@ -139,6 +139,7 @@ def test_the_tta_analysis_predicts_the_folds_again_with_each_view(finished_run, 
     assert found["finetune_flip"]["raw"] == pytest.approx(found["run_oof"]["raw"], abs=0.05)
 
 
+@pytest.mark.slow  # the suite's time on a 2-core AVX2-only CPU: docs/measured.md#demo-and-test-suite-timings
 @pytest.mark.snakemake
 def test_the_snapshot_analysis_compares_the_final_model_with_averages(tmp_path):
     """With snapshots kept (config snapshots: 2), target results/analysis/snapshots.json scores the final

@@ -80,7 +80,8 @@ def job_threads(dry_run: str, rule: str) -> set[int]:
 
 
 @pytest.mark.snakemake
-@pytest.mark.parametrize("name", PRESET_NAMES)
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if name == "competition" else name
+                                  for name in PRESET_NAMES])  # competition's: the slowest (slow: its time)
 def test_a_preset_resolves_to_its_file_from_any_directory(name, checkout, small_data, tmp_path):
     preset_file = checkout / "workflow/presets" / f"{name}.yaml"
     preset = yaml.safe_load(preset_file.read_text())

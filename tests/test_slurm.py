@@ -225,6 +225,7 @@ def test_keep_going_then_a_plain_rerun_resubmits_only_the_failed_fold(tmp_path, 
     assert pd.read_parquet(tmp_path / "results/train/fold1/history.parquet")["epoch"].tolist() == list(range(epochs))
 
 
+@pytest.mark.slow  # the suite's time on a 2-core AVX2-only CPU: docs/measured.md#demo-and-test-suite-timings
 @pytest.mark.snakemake
 def test_a_sweep_sends_its_runs_jobs_to_slurm_side_by_side(tmp_path, slurm_env):
     """A sweep with the tracked profile as its runs' run_args: each run's GPU jobs are SLURM jobs, two runs
