@@ -62,9 +62,8 @@ STARTUP_SECONDS = 15.0  # the measuring processes' imports; they all start timin
 # and flipped, the metric, checkpoints), calibrated on full CPU-preset runs (docs/speed.md, the time
 # budget); a plan that errs either way is mended by replan_finetune.
 LOOP_OVERHEAD = 0.98
-# A plan below this scale trains every fold on less than half its configured epochs. On the real AVX2-only
-# EPYC (scale 0.42) the 4-fold CPU preset scored below 2 folds with twice the epochs each (docs/measured.md,
-# "CPU preset, 4 folds, real AVX2-only CPU"), so plan_budget advises fewer folds there.
+# A plan below this scale trains every fold on less than half its configured epochs; there plan_budget
+# advises fewer folds with more epochs each (why: docs/speed.md, the time budget).
 FEW_EPOCHS_SCALE = 0.5
 
 
@@ -357,9 +356,8 @@ def _deadline(plan: dict, previous: list[dict], now: float, used: float, predict
     """{"deadline": clock} for the last stage's folds where the budget's clock holds (not a resumed run): the
     budget's end less the reserve, all the predictions (the training rules go first, so they follow the last
     fold) and what a fold job does after its last epoch (weight averaging, BatchNorm measured again: the
-    previous stage's jobs' seconds beyond their epochs). The folds' duration limit alone let a fold that
-    started late (its slot taken by other jobs) carry the run past the budget (docs/measured.md, "CPU preset
-    at 12 : 40 on a real AVX2-only EPYC"); {} otherwise."""
+    previous stage's jobs' seconds beyond their epochs). A fold's duration limit cannot see that the fold
+    started late (its slot taken by other jobs); the deadline can. {} otherwise."""
     if not last or "started" not in plan or not math.isclose(used, now - plan["started"], abs_tol=1e-3):
         return {}
     after_fit = max(max(0.0, r["seconds"] - (r["epochs"] - (r.get("resumed_from_epoch") or 0)) * stage_epoch_seconds(r))
