@@ -257,14 +257,14 @@ class TimeLimit(Callback):
         if not _epoch_ran(self) or self.epoch + 1 >= self.n_epoch:
             return
         times = [row["seconds"] for row in self.history.rows]
-        if sum(times) + statistics.mean(times[-3:]) > self.seconds:
-            log.warning("time limit: %d of %d epochs done in %.0f s of the %.0f s this stage may take: stopping",
-                        self.epoch + 1, self.n_epoch, sum(times), self.seconds)
-            self.stopped_early = True
-            raise CancelFitException()
-        if self.deadline is not None and time.time() + statistics.mean(times[-3:]) > self.deadline:
-            log.warning("time limit: %d of %d epochs done; one more would end %.0f s past the budget's deadline: "
-                        "stopping", self.epoch + 1, self.n_epoch,
-                        time.time() + statistics.mean(times[-3:]) - self.deadline)
-            self.stopped_early = True
-            raise CancelFitException()
+        done, next_epoch = sum(times), statistics.mean(times[-3:])
+        late = None if self.deadline is None else time.time() + next_epoch - self.deadline
+        if done + next_epoch > self.seconds:
+            reason = f" in {done:.0f} s of the {self.seconds:.0f} s this stage may take"
+        elif late is not None and late > 0:
+            reason = f"; one more would end {late:.0f} s past the budget's deadline"
+        else:
+            return
+        log.warning("time limit: %d of %d epochs done%s: stopping", self.epoch + 1, self.n_epoch, reason)
+        self.stopped_early = True
+        raise CancelFitException()
