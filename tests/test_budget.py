@@ -264,7 +264,9 @@ def test_a_plan_that_halves_the_epochs_advises_fewer_folds():
 
     slow = {"scale": 0.34, "epochs": {"train": 4, "finetune": 13}, "folds_run": [0, 1, 2, 3]}
     advice = fewer_folds_advice(slow, 4)
-    assert "0.34 of the configured epochs" in advice and "folds={n: 2}" in advice
+    assert "0.34 of the configured epochs" in advice and "folds={n: 2}'" in advice and "pseudo=null" not in advice
+    with_pseudo = fewer_folds_advice({**slow, "epochs": {**slow["epochs"], "pseudo": 2}}, 4)
+    assert with_pseudo.endswith("'folds={n: 2}' pseudo=null")  # the measured variant drops the stage too
     assert "folds={n: 5}" in fewer_folds_advice({**slow, "folds_run": list(range(10))}, 10)
     assert fewer_folds_advice({**slow, "scale": FEW_EPOCHS_SCALE}, 4) is None  # half the epochs or more: none
     assert fewer_folds_advice({**slow, "folds_run": [0, 1]}, 2) is None  # 2 folds are the fewest

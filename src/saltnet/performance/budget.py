@@ -251,9 +251,10 @@ def fewer_folds_advice(plan: dict, n_folds: int) -> str | None:
     folds = max(2, n_folds // 2)
     if plan["scale"] >= FEW_EPOCHS_SCALE or n_folds <= 2 or len(plan["folds_run"]) < n_folds:
         return None
+    no_pseudo = " pseudo=null" if "pseudo" in plan["epochs"] else ""  # measured together with the halved folds
     return (f"this machine gets {plan['scale']:.2f} of the configured epochs ({plan['epochs']}) for each of {n_folds} "
-            f"folds; on a CPU this slow fewer folds with more epochs each scored higher (docs/measured.md, "
-            f"'CPU preset, 4 folds, real AVX2-only CPU'): consider --config 'folds={{n: {folds}}}'")
+            f"folds; on a CPU this slow half the folds with the whole schedule each scored higher (docs/measured.md, "
+            f"'The CPU preset with 2 folds on an AVX2-only EPYC'): consider --config 'folds={{n: {folds}}}'{no_pseudo}")
 
 
 def first_stage_time_limit(plan: dict) -> float:
