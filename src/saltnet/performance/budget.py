@@ -248,9 +248,9 @@ def plan_budget(budget_minutes: float, model: str, stages: list[dict], fold_size
 def fewer_folds_advice(plan: dict, n_folds: int) -> str | None:
     """What to run instead where the plan scaled the epochs below FEW_EPOCHS_SCALE and more than 2 folds of
     an `n_folds` split train (a proxy that trains some folds only is left alone); None where it did not."""
-    folds = max(2, n_folds // 2)
     if plan["scale"] >= FEW_EPOCHS_SCALE or n_folds <= 2 or len(plan["folds_run"]) < n_folds:
         return None
+    folds = max(2, n_folds // 2)
     no_pseudo = " pseudo=null" if "pseudo" in plan["epochs"] else ""  # measured together with the halved folds
     return (f"this machine gets {plan['scale']:.2f} of the configured epochs ({plan['epochs']}) for each of {n_folds} "
             f"folds; on a CPU this slow half the folds with the whole schedule each scored higher (docs/measured.md, "
@@ -271,7 +271,12 @@ def stage_epoch_seconds(run: dict) -> float:
     recorded it (the first epoch carries warm-up: oneDNN primitives, AMX kernels), else its mean."""
     if run.get("epoch_seconds"):
         return float(run["epoch_seconds"])
-    return run["seconds"] / max(1, run["epochs"] - (run.get("resumed_from_epoch") or 0))
+    return run["seconds"] / max(1, _job_epochs(run))
+
+
+def _job_epochs(run: dict) -> int:
+    """Epochs a finished fold job (run.json) trained itself: those of a run it resumed not counted."""
+    return run["epochs"] - (run.get("resumed_from_epoch") or 0)
 
 
 def _work_seconds(runs: list[dict]) -> float:
@@ -290,12 +295,17 @@ def used_seconds(plan: dict, done: dict[str, list[dict]], now: float, extra_seco
     (the jobs, Snakemake's scheduling, the replans). Where the run was stopped and resumed (or the plan
     predates `started`), the time at work instead: planning, the stages' fold jobs (their union) and
     extra_seconds (replans, labelling)."""
+    return _used(plan, done, now, extra_seconds)[0]
+
+
+def _used(plan: dict, done: dict[str, list[dict]], now: float, extra_seconds: float) -> tuple[float, bool]:
+    """(used_seconds, whether they are the budget's clock: True unless the run was resumed)."""
     runs = [run for stage_runs in done.values() for run in stage_runs]
     at_work = plan["planning_seconds"] + _work_seconds(runs) + extra_seconds
     if "started" not in plan or any(run.get("resumed_from_epoch") for run in runs):
-        return at_work
+        return at_work, False
     clock = now - plan["started"]
-    return clock if clock <= at_work + RESUMED_GAP_SECONDS else at_work
+    return (clock, True) if clock <= at_work + RESUMED_GAP_SECONDS else (at_work, False)
 
 
 def replan_stage(plan: dict, stage: str, done: dict[str, list[dict]], now: float | None = None,
@@ -325,8 +335,7 @@ def replan_stage(plan: dict, stage: str, done: dict[str, list[dict]], now: float
     ratio = real / costs[previous]
     epoch = {s: ratio * costs[s] for s in order[order.index(stage):]}
     configured = {s["stage"]: s["epochs"] for s in plan["stages"]}
-    now = time.time() if now is None else now
-    used = used_seconds(plan, done, now, extra_seconds)
+    used, on_clock = _used(plan, done, time.time() if now is None else now, extra_seconds)
     predict = later_predict_seconds if later_predict_seconds is not None else ratio * plan["predict_seconds"]
     budget = plan["budget_minutes"] * 60
     left = TARGET_SHARE * budget - plan["reserve_seconds"] - used - predict
@@ -345,7 +354,7 @@ def replan_stage(plan: dict, stage: str, done: dict[str, list[dict]], now: float
     # the guard: the margin to the budget, and what the stages after this one could give up (all but one
     # epoch each: their replans would take it back), so only the last stage is held to its plan closely
     margin = max(0.0, budget - predicted) + plan["rounds"] * sum((n - 1) * epoch[s] for s, n in later_epochs.items())
-    return {**_deadline(plan, done[previous], now, used, predict, last=not later_epochs),
+    return {**_deadline(plan, done[previous], predict, last=not later_epochs and on_clock),
             "stage": stage, "epochs": {stage: epochs}, "speed_ratio": round(ratio, 3),
             "epoch_seconds": round(epoch[stage], 2), "previous_epoch_seconds": round(real, 2),
             "used_seconds": round(used, 1), "predicted_seconds": round(predicted, 1),
@@ -353,16 +362,16 @@ def replan_stage(plan: dict, stage: str, done: dict[str, list[dict]], now: float
             "time_limit_s": round(epochs * epoch[stage] + margin / plan["rounds"], 1)}
 
 
-def _deadline(plan: dict, previous: list[dict], now: float, used: float, predict: float, last: bool) -> dict:
-    """{"deadline": clock} for the last stage's folds where the budget's clock holds (not a resumed run): the
+def _deadline(plan: dict, previous: list[dict], predict: float, last: bool) -> dict:
+    """{"deadline": clock} for the last stage's folds where `last` (the caller's: the last stage, and the
+    budget's clock holds: not a resumed run): the
     budget's end less the reserve, all the predictions (the training rules go first, so they follow the last
     fold) and what a fold job does after its last epoch (weight averaging, BatchNorm measured again: the
     previous stage's jobs' seconds beyond their epochs). A fold's duration limit cannot see that the fold
     started late (its slot taken by other jobs); the deadline can. {} otherwise."""
-    if not last or "started" not in plan or not math.isclose(used, now - plan["started"], abs_tol=1e-3):
+    if not last:
         return {}
-    after_fit = max(max(0.0, r["seconds"] - (r["epochs"] - (r.get("resumed_from_epoch") or 0)) * stage_epoch_seconds(r))
-                    for r in previous)
+    after_fit = max(max(0.0, r["seconds"] - _job_epochs(r) * stage_epoch_seconds(r)) for r in previous)
     end = plan["budget_minutes"] * 60 - plan["reserve_seconds"] - predict - after_fit
     return {"deadline": round(plan["started"] + end, 1), "deadline_after_s": round(end, 1)}
 
