@@ -53,3 +53,10 @@ def test_a_folder_without_predictions_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         EMPTY_GATE.main([str(tmp_path)])
     assert "no predict/fold*/oof.npz" in capsys.readouterr().err
+
+
+def test_training_folds_of_one_kind_give_that_kind_instead_of_failing():
+    oof = _oof()
+    oof.truth[oof.fold < 3] = False  # folds 0-2 without salt: fold 3's classifier would see one kind only
+    result = EMPTY_GATE.stacked_heldout(oof, EMPTY_GATE.CLASSIFIERS["logistic"])
+    assert 0.0 <= result["held_out"] <= 1.0

@@ -59,6 +59,14 @@ def _choose(probs: np.ndarray, truth: np.ndarray, salt: np.ndarray, p_salt: np.n
     return float(best[1]), float(best[2])
 
 
+def _p_salt(make, x_fit: np.ndarray, salt_fit: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """(len(x),) probability that each image holds salt, from a classifier fitted on (x_fit, salt_fit); where
+    those images are all of one kind, that kind's share (1 or 0) for every image."""
+    if np.unique(salt_fit).size < 2:
+        return np.full(len(x), float(salt_fit[0]))
+    return make().fit(x_fit, salt_fit).predict_proba(x)[:, 1]
+
+
 def stacked_heldout(oof: OofData, make) -> dict:
     """Held-out score of an empty-mask classifier made by `make()`, fold by fold: on the other folds it is
     trained (its probabilities for them out of their own folds too) and its cut and the threshold chosen."""
@@ -69,9 +77,9 @@ def stacked_heldout(oof: OofData, make) -> dict:
         p_train = np.empty(train.sum())
         for inner in np.unique(oof.fold[train]):
             rows = oof.fold[train] == inner
-            p_train[rows] = make().fit(x[train][~rows], salt[train][~rows]).predict_proba(x[train][rows])[:, 1]
+            p_train[rows] = _p_salt(make, x[train][~rows], salt[train][~rows], x[train][rows])
         threshold, cut = _choose(oof.probs[train], oof.truth[train], salt[train], p_train)
-        keep = make().fit(x[train], salt[train]).predict_proba(x[~train])[:, 1] >= cut
+        keep = _p_salt(make, x[train], salt[train], x[~train]) >= cut
         masks = apply_postprocess(oof.probs[~train], threshold, 0)
         scores[~train] = np.where(keep, image_scores(masks, oof.truth[~train]), (~salt[~train]).astype(float))
         chosen[f"fold {fold}"] = {"threshold": round(threshold, 2), "cut": round(cut, 3)}
@@ -83,8 +91,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("run", type=Path, help="a finished run's folder (its results/ holds predict/fold*/oof.npz)")
     results = p.parse_args(argv).run / "results"
     files = run_oof_files(results)
-    if not files or not (results / "postprocess.json").is_file():
-        p.error(f"{results}: no predict/fold*/oof.npz or postprocess.json (is it a finished run's folder?)")
+    needed = [results / name for name in ("postprocess.json", "folds.parquet", "packed/train.npz")]
+    if not files or not all(path.is_file() for path in needed):
+        p.error(f"{results}: no predict/fold*/oof.npz, or one of {', '.join(n.name for n in needed)} missing "
+                "(is it a finished run's folder?)")
     oof = load_oof(results / "packed" / "train.npz", files, pd.read_parquet(results / "folds.parquet"))
     if len(np.unique(oof.fold)) < 3:
         p.error(f"{results}: {len(np.unique(oof.fold))} folds; the held-out classifier needs at least 3")
@@ -100,7 +110,8 @@ def main(argv: list[str] | None = None) -> dict:
         "oracle": float(np.where(salt, image_scores(at_threshold, oof.truth), 1.0).mean()),
         "salt_predicted_empty": {
             "n": int(emptied.sum()),
-            "score_if_kept": float(image_scores(at_threshold[emptied], oof.truth[emptied]).mean())},
+            "score_if_kept": (float(image_scores(at_threshold[emptied], oof.truth[emptied]).mean())
+                              if emptied.any() else None)},
         "stacked": {name: stacked_heldout(oof, make) for name, make in CLASSIFIERS.items()},
     }
     print(json.dumps(out, indent=1))
