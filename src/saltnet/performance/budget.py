@@ -51,7 +51,10 @@ RESUMED_GAP_SECONDS = 600.0
 # analyses, reports) and each job's start-up. The budget's clock starts at plan_budget, after packing and
 # the folds; the predictions are planned on their own (docs/speed.md).
 RESERVE_SECONDS = 90.0
-TIMED_STEPS = 10  # timed steps per measurement, after WARMUP_STEPS untimed ones
+# Timed steps per measurement, after WARMUP_STEPS untimed ones: replan_stage multiplies a stage's real epoch
+# by the ratio of two stages' medians, which fewer steps leave noisy (tools/stage_ratio.py; docs/speed.md,
+# the time budget).
+TIMED_STEPS = 40
 WARMUP_STEPS = 2
 # A 1-minute load average above this many runnable processes per core when the measurement begins:
 # other work shares the CPU, the steps time slow and the plan gives too few epochs; budget.json records
