@@ -48,13 +48,23 @@ def features(oof: OofData) -> np.ndarray:
                      np.sort(flat, 1)[:, -20:].mean(1), image.mean(1), image.std(1)], 1)
 
 
+def _salt(oof: OofData) -> np.ndarray:
+    """(N,) bool: the images whose truth holds salt."""
+    return oof.truth.reshape(len(oof.ids), -1).any(1)
+
+
+def _decided(keep: np.ndarray, mask_scores: np.ndarray, salt: np.ndarray) -> np.ndarray:
+    """(N,) scores: an image kept scores its mask's score, an emptied one 1 if it has no salt, else 0."""
+    return np.where(keep, mask_scores, (~salt).astype(float))
+
+
 def _choose(probs: np.ndarray, truth: np.ndarray, salt: np.ndarray, p_salt: np.ndarray) -> tuple[float, float]:
     """(threshold, cut) with the best mean score: masks at the threshold where p_salt >= cut, else empty."""
     best = (-1.0, 0.5, 0.5)
     for threshold in THRESHOLDS:
         mask_scores = image_scores(apply_postprocess(probs, threshold, 0), truth)
         for cut in CUTS:
-            score = np.where(p_salt >= cut, mask_scores, (~salt).astype(float)).mean()
+            score = _decided(p_salt >= cut, mask_scores, salt).mean()
             best = max(best, (score, threshold, cut), key=lambda row: row[0])
     return float(best[1]), float(best[2])
 
@@ -70,7 +80,7 @@ def _p_salt(make, x_fit: np.ndarray, salt_fit: np.ndarray, x: np.ndarray) -> np.
 def stacked_heldout(oof: OofData, make) -> dict:
     """Held-out score of an empty-mask classifier made by `make()`, fold by fold: on the other folds it is
     trained (its probabilities for them out of their own folds too) and its cut and the threshold chosen."""
-    x, salt = features(oof), oof.truth.reshape(len(oof.ids), -1).any(1)
+    x, salt = features(oof), _salt(oof)
     scores, chosen = np.empty(len(oof.ids)), {}
     for fold in np.unique(oof.fold):
         train = oof.fold != fold
@@ -81,7 +91,7 @@ def stacked_heldout(oof: OofData, make) -> dict:
         threshold, cut = _choose(oof.probs[train], oof.truth[train], salt[train], p_train)
         keep = _p_salt(make, x[train], salt[train], x[~train]) >= cut
         masks = apply_postprocess(oof.probs[~train], threshold, 0)
-        scores[~train] = np.where(keep, image_scores(masks, oof.truth[~train]), (~salt[~train]).astype(float))
+        scores[~train] = _decided(keep, image_scores(masks, oof.truth[~train]), salt[~train])
         chosen[f"fold {fold}"] = {"threshold": round(threshold, 2), "cut": round(cut, 3)}
     return {"held_out": float(scores.mean()), "chosen": chosen}
 
@@ -99,7 +109,7 @@ def main(argv: list[str] | None = None) -> dict:
     if len(np.unique(oof.fold)) < 3:
         p.error(f"{results}: {len(np.unique(oof.fold))} folds; the held-out classifier needs at least 3")
     setting = json.loads((results / "postprocess.json").read_text())["after"]
-    salt = oof.truth.reshape(len(oof.ids), -1).any(1)
+    salt = _salt(oof)
     run_masks = apply_setting(oof.probs, setting)
     emptied = salt & ~run_masks.reshape(len(oof.ids), -1).any(1)
     at_threshold = apply_postprocess(oof.probs, setting["threshold"], 0)
@@ -107,7 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
     out = {
         "setting": setting, "in_sample": float(image_scores(run_masks, oof.truth).mean()),
         "held_out": json.loads(heldout_file.read_text())["held_out"] if heldout_file.is_file() else None,
-        "oracle": float(np.where(salt, image_scores(at_threshold, oof.truth), 1.0).mean()),
+        "oracle": float(_decided(salt, image_scores(at_threshold, oof.truth), salt).mean()),
         "salt_predicted_empty": {
             "n": int(emptied.sum()),
             "score_if_kept": (float(image_scores(at_threshold[emptied], oof.truth[emptied]).mean())
