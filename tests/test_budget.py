@@ -1,6 +1,7 @@
 """budget_minutes: epochs planned from this machine's measured step times, applied by the fold jobs."""
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -13,8 +14,10 @@ from saltnet.performance.budget import (
     MAX_SCALE,
     TARGET_SHARE,
     StageCost,
+    fold_rounds,
     measure_steps,
     plan_epochs,
+    replan_round,
     replan_stage,
     used_seconds,
 )
@@ -178,6 +181,53 @@ def test_the_last_stage_gets_a_deadline_on_the_budgets_clock_and_earlier_stages_
     assert "deadline" not in replan_stage(plan, "pseudo", {"train": runs, "finetune": resumed}, now=now + 86_400)
 
 
+def test_folds_train_in_rounds_of_what_fits_side_by_side_on_the_cores():
+    assert fold_rounds(4, cores=2, fold_threads=1) == (2, 2)
+    assert fold_rounds(3, cores=2, fold_threads=1) == (2, 2)
+    assert fold_rounds(4, cores=8, fold_threads=2) == (4, 1)
+    assert fold_rounds(4, cores=2, fold_threads=4) == (1, 4)  # Snakemake caps a job's threads at --cores
+
+
+def test_a_later_round_of_the_last_stage_takes_its_epochs_from_the_rounds_before_not_from_a_ratio():
+    """Four folds two at a time: the finetune's replan put its epoch at 50 s (the first stage's real 50 s
+    times the plan's cost ratio), its first round really took 47.5 s; the second round's epochs come from
+    those and the clock, and the run ends within the budget's last 5% where it would have ended 6.5% early."""
+    plan = {**_plan(_stage("train", 20), _stage("finetune", 30)), "rounds": 2}
+    train = _runs(50.0, epochs=10) + _runs(50.0, epochs=10, start=1530.0)  # two rounds, ending at 2030 s
+    stage = replan_stage(plan, "finetune", {"train": train}, now=2030.0)
+    # left: 3510 - 180 - 1030 - 60 predictions = 2240 s for 2 rounds of 50 s epochs: 22 each, end 3470 s
+    assert stage["epochs"] == {"finetune": 22} and stage["predict_seconds"] == pytest.approx(60)
+    first = _runs(47.5, epochs=22, start=2030.0)  # 5% faster than predicted: ends at 3075 s
+    done = {"train": train, "finetune": first}
+    assert 2080 + 22 * 47.5 + 60 + 180 < 0.95 * 3600  # the second round at 22 epochs would end early
+    again = replan_round(plan, stage, "finetune", 2, done, now=3080.0)
+    # left: 3510 - 180 - 2080 - 60 = 1190 s: 25 epochs of 47.5 s, end 3507.5 s, and one more under the ceiling
+    assert again["epochs"] == {"finetune": 26} and again["round"] == 2
+    assert again["epoch_seconds"] == pytest.approx(47.5) and again["speed_ratio"] == pytest.approx(0.475)
+    assert again["predicted_seconds"] == pytest.approx(3555)
+    assert 0.95 * 3600 <= again["predicted_seconds"] <= LAST_STAGE_CEILING * 3600
+    assert again["time_limit_s"] == pytest.approx(26 * 47.5 + 45)  # its epochs and the margin to the budget
+    # the budget's end less the reserve, the predictions and the 5 s the first round's folds took after fitting
+    assert again["deadline"] == pytest.approx(1000 + 3600 - 180 - 60 - 5)
+    late = replan_round(plan, stage, "finetune", 2, done, now=3080.0 + 475)  # the clock counts: 10 epochs fewer
+    assert late["epochs"] == {"finetune": 16}
+
+
+def test_a_later_round_of_the_pseudo_stage_counts_the_test_images_its_folds_got():
+    """The pseudo stage's epoch grows with the test images a fold trains on: the second round's from the
+    first round's seconds per planned step, at this round's images."""
+    pseudo = _stage("pseudo", 10)  # 100 steps of 1 s planned: 1600 own images, batch 16
+    plan = {**_plan(_stage("train", 20), _stage("finetune", 10), pseudo), "rounds": 2}
+    runs = _runs(56.0, epochs=5, start=3000.0)
+    runs[0]["pseudo_images"], runs[1]["pseudo_images"] = 200, 100  # 112 and 106 planned steps
+    runs[1]["epoch_seconds"] = 50.0
+    done = {"train": _runs(50.0), "finetune": _runs(50.0, start=2030.0), "pseudo": runs}
+    again = replan_round(plan, {"predict_seconds": 60.0, "speed_ratio": 0.5}, "pseudo", 2, done, now=3300.0,
+                         pseudo_images=400)
+    assert again["speed_ratio"] == pytest.approx(0.5)  # 56 s of 112 planned, the slower of the two
+    assert again["epoch_seconds"] == pytest.approx(0.5 * 125)  # (1600 + 400) // 16 steps
+
+
 def test_a_fold_job_drops_a_deadline_the_clock_passed_long_ago(tmp_path):
     from saltnet.performance.budget import RESUMED_GAP_SECONDS
     from saltnet.steps import planned_deadline
@@ -206,15 +256,28 @@ def test_measured_step_times_are_real_and_positive():
 @pytest.mark.snakemake
 def test_the_dag_trains_the_planned_epochs(tmp_path):
     """A generous budget on the tiny config with a pseudo stage and small masks repeated: MAX_SCALE times its
-    1 epoch per stage, each later stage replanned with a time limit, and the run page shows the plan next to
-    what the stages took."""
+    1 epoch per stage, each later stage replanned with a time limit, the last stage again before its folds'
+    second round, and the run page shows the plan next to what the stages took.
+
+    fold_threads 2 on --cores 2: one fold at a time as the DAG plans it, two rounds (conftest's --set-threads
+    runs the train and finetune jobs on 1 thread each, so those folds still run side by side)."""
     pseudo = {"size": 64, "epochs": 1, "batch_size": 8, "lr": 1e-3, "wd": 1e-7}
-    write_config(tmp_path, budget_minutes=30, fold_threads="share", pseudo=pseudo, repeat=["small_masks"],
+    write_config(tmp_path, budget_minutes=30, fold_threads=2, pseudo=pseudo, repeat=["small_masks"],
                  pseudo_labels={"low": 0.3, "high": 0.7, "share": 0.5})
     run_snakemake(tmp_path, "results/report/run/run.html")
     plan = json.loads((tmp_path / "results/budget.json").read_text())
     assert plan["epochs"] == {"train": int(MAX_SCALE), "finetune": int(MAX_SCALE), "pseudo": int(MAX_SCALE)}
-    assert plan["parallel_folds"] == 2 and plan["fold_threads"] == 1  # --cores 2 shared by 2 folds
+    assert plan["parallel_folds"] == 1 and plan["fold_threads"] == 2 and plan["rounds"] == 2
+    again = json.loads((tmp_path / "results/budget_pseudo_round2.json").read_text())
+    assert again["folds"] == [1] and again["round"] == 2 and again["time_limit_s"] > 0
+    second = json.loads((tmp_path / "results/pseudo/fold1/run.json").read_text())
+    first = json.loads((tmp_path / "results/pseudo/fold0/run.json").read_text())
+    assert second["start"] >= first["end"]  # it waited for the round before it
+    # fold 0's prediction waited for that replan too: no prediction takes a core from a waiting round
+    mtime = {name: (tmp_path / "results" / name).stat().st_mtime for name in ("predict/fold0/oof.npz",
+                                                                            "budget_pseudo_round2.json")}
+    assert mtime["predict/fold0/oof.npz"] > mtime["budget_pseudo_round2.json"]
+    assert second["epochs"] == again["epochs"]["pseudo"] and second["deadline"] == again["deadline"]
     assert 0 < plan["predicted_seconds"] <= 30 * 60 and plan["machine"]["cpu_capability"]
     assert plan["load_avg_1m"] >= 0 and isinstance(plan["busy"], bool)
     for stage in ("finetune", "pseudo"):
@@ -242,6 +305,31 @@ def test_the_dag_trains_the_planned_epochs(tmp_path):
     page = (tmp_path / "results/report/run/run.html").read_text()
     assert "budget 30 min: every stage&#x27;s epochs scaled by 3" in page and "planned epochs" in page
     assert "Replanned after the stage before it" in page and "real epoch (s), slowest fold" in page
+    assert "Replanned before round 2 of its folds" in page and "pseudo, round 2" in page
+
+
+def _fold_jobs(dry_run_stdout: str) -> dict[tuple[str, str], str]:
+    """(rule, output) -> its `input:` line, from a dry run's job blocks."""
+    blocks = re.findall(r"^rule (\w+):\n    input: (.*)\n    output: (.*)$", dry_run_stdout, re.M)
+    return {(rule, output.split(",")[0]): inputs for rule, inputs, output in blocks}
+
+
+@pytest.mark.snakemake
+def test_the_last_stage_is_replanned_before_each_later_round_of_its_folds(tmp_path):
+    """4 folds on --cores 2 train in two rounds: the finetune's folds 2 and 3 take rule replan_round's
+    epochs, which waits for folds 0 and 1; on --cores 4 the four are one round, and without a budget there
+    is no replan."""
+    write_config(tmp_path, budget_minutes=30, fold_threads="share", folds={"n": 4, "seed": 42})
+    jobs = _fold_jobs(run_snakemake(tmp_path, "-n").stdout)
+    replan = jobs[("replan_round", "results/budget_finetune_round2.json")]
+    assert "results/finetune/fold0/run.json" in replan and "results/finetune/fold1/run.json" in replan
+    assert "results/finetune/fold2" not in replan and "results/train/fold3/run.json" in replan
+    for fold, budget in ((0, "budget_finetune.json"), (2, "budget_finetune_round2.json")):
+        assert f"results/{budget}" in jobs[("finetune_fold", f"results/finetune/fold{fold}/model.pth")]
+    one_round = _fold_jobs(run_snakemake(tmp_path, "-n", "--cores", "4").stdout)
+    assert not any(rule == "replan_round" for rule, _ in one_round)
+    write_config(tmp_path, budget_minutes=None, fold_threads="share", folds={"n": 4, "seed": 42})
+    assert not any(rule.startswith("replan") for rule, _ in _fold_jobs(run_snakemake(tmp_path, "-n").stdout))
 
 
 def test_the_run_page_says_when_the_plan_was_measured_on_a_busy_cpu(tmp_path):

@@ -25,8 +25,8 @@ from saltnet.inference.ensemble import write_fold_mean
 from saltnet.inference.submission import build_submission, validate_submission, write_submission_csv
 from saltnet.runtime.atomic import write_json, write_npz, write_parquet
 
-__all__ = ["pack_step", "folds_step", "budget_step", "replan_step", "planned_epochs", "planned_time_limit",
-           "planned_deadline",
+__all__ = ["pack_step", "folds_step", "budget_step", "replan_step", "replan_round_step", "planned_epochs",
+           "planned_time_limit", "planned_deadline",
            "train_step", "predict_step", "pseudo_labels_step", "ensemble_step", "postprocess_step", "submission_step",
            "cv_score_step", "heldout_postprocess_step", "coverage_losses_step", "tta_analysis_step",
            "snapshot_analysis_step"]
@@ -77,8 +77,8 @@ def budget_step(packed_test: str, folds: str, budget_minutes: float, model: str,
              ", ".join(f"{s['stage']} epoch {s['epoch_seconds']:.0f} s" for s in plan["stages"]))
     if plan["busy"]:
         log.warning("the 1-minute load average was %.2f on %d cores when the measurement began: other processes "
-                    "shared the CPU, so these epochs are likely too few (replan_finetune corrects the finetune "
-                    "stage from its real times); for a plan of this machine alone, rerun it quiet with "
+                    "shared the CPU, so these epochs are likely too few (rule replan corrects the later "
+                    "stages from their real times); for a plan of this machine alone, rerun it quiet with "
                     "snakemake -R plan_budget", plan["load_avg_1m"], cores)
     plan["advice"] = fewer_folds_advice(plan, len(fold_sizes))
     if plan["advice"]:
@@ -111,6 +111,31 @@ def replan_step(budget: str, stage: str, done: dict[str, list[str]], out: str, l
     if "deadline" in replan:
         log.info("%s: every fold stops after the epoch from which one more would end %.1f min after planning "
                  "began", stage, replan["deadline_after_s"] / 60)
+    write_json(out, replan)
+
+
+def replan_round_step(budget: str, stage_budget: str, stage: str, round_number: int, rounds: int, folds: list[int],
+                      done: dict[str, list[str]], out: str, labels: list[str] = ()) -> None:
+    """The last stage's epochs again for the folds of round `round_number` of `rounds`
+    (saltnet.performance.budget.replan_round); stage_budget: the stage's budget_{stage}.json; done: the earlier
+    stages' run.json files and, under `stage`, those of this stage's folds of the earlier rounds; labels: the
+    labels.json of this round's folds (the pseudo stage: the test images each trains on)."""
+    from saltnet.performance.budget import replan_round
+
+    plan = _read_json(budget)
+    runs = {name: [_read_json(path) for path in paths] for name, paths in done.items()}
+    pseudo_images = max((_read_json(path)["kept"] for path in labels), default=None)
+    replan = replan_round(plan, _read_json(stage_budget), stage, round_number, runs, time.time(),
+                          pseudo_images=pseudo_images, rounds=rounds)
+    replan["folds"] = list(folds)
+    log.info("%s, round %d of %d (folds %s): its earlier rounds ran %.2fx its planned epoch; %d epochs of %.1f s "
+             "(limit %.0f s per fold), run predicted to end after %.1f of %g min%s", stage, round_number, rounds,
+             folds, replan["speed_ratio"], replan["epochs"][stage], replan["epoch_seconds"], replan["time_limit_s"],
+             replan["predicted_seconds"] / 60, plan["budget_minutes"],
+             f", {replan['over_budget_seconds'] / 60:.1f} min over budget" if replan["over_budget_seconds"] else "")
+    if "deadline" in replan:
+        log.info("%s, round %d: every fold stops after the epoch from which one more would end %.1f min after "
+                 "planning began", stage, round_number, replan["deadline_after_s"] / 60)
     write_json(out, replan)
 
 

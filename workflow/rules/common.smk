@@ -6,6 +6,7 @@ from pathlib import Path
 from saltnet.config.resolve import ConfigError, config_files, resolve_config, run_folds, stop
 from saltnet.data.kaggle import is_kaggle_download, kaggle_sources
 from saltnet.data.pack import TABLES
+from saltnet.performance.budget import fold_rounds
 from saltnet.runtime.orphans import claim_workdir
 
 # The run's config, the same from any working directory: the schema's defaults, then the config files
@@ -131,13 +132,27 @@ def get_budget(wildcards):
 
 
 def stage_budget(stage):
-    """Input of a later stage's fold rule: rule replan's epochs for it when config budget_minutes is set."""
-    return lambda wildcards: [f"results/budget_{stage}.json"] if BUDGETED else []
+    """Input of a later stage's fold rule: rule replan's epochs for it when config budget_minutes is set, and
+    for a fold of the last stage in a later round rule replan_round's."""
+
+    def budget(wildcards):
+        if not BUDGETED:
+            return []
+        fold = int(wildcards.fold)
+        if stage == FINAL_STAGE and fold in FOLDS and fold_round(fold) in later_rounds():
+            return [f"results/budget_{stage}_round{fold_round(fold)}.json"]
+        return [f"results/budget_{stage}.json"]
+
+    return budget
 
 
 def get_replans(wildcards):
-    """Every replan of the run (the run page shows them): one per stage after the first."""
-    return [f"results/budget_{stage}.json" for stage in STAGES[1:]] if BUDGETED else []
+    """Every replan of the run (the run page shows them): one per stage after the first, and one per later
+    round of the last stage's folds."""
+    if not BUDGETED:
+        return []
+    rounds = [f"results/budget_{FINAL_STAGE}_round{number}.json" for number in later_rounds()]
+    return [f"results/budget_{stage}.json" for stage in STAGES[1:]] + rounds
 
 
 def budget_stages():
@@ -161,6 +176,48 @@ def fold_threads(wildcards):
     if config["fold_threads"] == "share":
         return max(1, all_cores() // len(FOLDS))
     return config["fold_threads"]
+
+
+# The rounds in which the fold jobs train, fold_threads each on --cores (as plan_budget counts them): where
+# there are several, the last stage is replanned before each later round from its own folds' real epochs
+# (rule replan_round), and a fold of that round waits for the rounds before it.
+PARALLEL_FOLDS, FOLD_ROUNDS = fold_rounds(len(FOLDS), all_cores(), fold_threads(None))
+
+
+def later_rounds():
+    """The rounds (2, 3, ...) before which rule replan_round replans the last stage: a budgeted run whose jobs
+    run here, on --cores. Not under a cluster executor (its folds do not wait for each other's cores) nor in
+    a cluster job's own snakemake (which sees the node's cores); read when the DAG is built, once the executor
+    is known."""
+    here = workflow._cores and workflow.local_exec and not (workflow.remote_exec or workflow.subprocess_exec)
+    return list(range(2, FOLD_ROUNDS + 1)) if BUDGETED and here else []
+
+
+def fold_round(fold):
+    """The round (1, 2, ...) in which fold `fold` (one of FOLDS) trains: the folds in their order,
+    PARALLEL_FOLDS at a time."""
+    return FOLDS.index(fold) // PARALLEL_FOLDS + 1
+
+
+def predict_after(wildcards):
+    """Input of predict_fold: a fold of a round that another round follows waits for that round's replan, so
+    that no prediction takes a core from the next round's folds (the plans count every prediction after the
+    training, and a late fold would meet its deadline short of its epochs)."""
+    fold = int(wildcards.fold)
+    number = fold_round(fold) + 1 if fold in FOLDS else 0
+    return [f"results/budget_{FINAL_STAGE}_round{number}.json"] if number in later_rounds() else []
+
+
+def round_folds(number):
+    """The folds of round `number`."""
+    return [k for k in FOLDS if fold_round(k) == number]
+
+
+def round_runs(stage, number):
+    """{stage: [run.json of each fold]} of the stages before `stage`, and under `stage` its folds of the
+    rounds before round `number`: what rule replan_round waits for."""
+    earlier = [k for k in FOLDS if fold_round(k) < number]
+    return {**earlier_runs(stage), stage: [f"results/{stage}/fold{k}/run.json" for k in earlier]}
 
 
 # SLURM account and partition of the GPU jobs, from the environment, so that no tracked file is edited:

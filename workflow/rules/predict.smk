@@ -4,6 +4,7 @@ rule predict_fold:
         train=rules.pack_data.output.train,
         test=rules.pack_data.output.test,
         folds=rules.split_folds.output[0],
+        after=predict_after,
     output:
         test="results/predict/fold{fold}/test.npz",
         oof="results/predict/fold{fold}/oof.npz",

@@ -104,6 +104,38 @@ rule replan:
         "../../src/scripts/replan.py"
 
 
+# Where the folds train in rounds: the last stage's epochs again before each later round, from its own folds'
+# real epochs in the rounds before and the clock (saltnet.performance.budget.replan_round).
+rule replan_round:
+    input:
+        budget="results/budget.json",
+        stage_budget="results/budget_{stage}.json",
+        done=lambda wildcards: sum(round_runs(wildcards.stage, int(wildcards.round)).values(), []),
+        labels=lambda wildcards: (
+            expand("results/pseudo/fold{fold}/labels.json", fold=round_folds(int(wildcards.round)))
+            if wildcards.stage == "pseudo"
+            else []
+        ),
+    output:
+        "results/budget_{stage}_round{round}.json",
+    log:
+        "logs/replan/{stage}_round{round}.log",
+    wildcard_constraints:
+        stage="finetune|pseudo",
+        round=r"[2-9]|[1-9]\d+",
+    priority: 10  # the next round's folds wait for it
+    conda:
+        "../../envs/train.yaml"
+    resources:
+        **SLURM_RESOURCES,
+    params:
+        done=lambda wildcards: round_runs(wildcards.stage, int(wildcards.round)),
+        folds=lambda wildcards: round_folds(int(wildcards.round)),
+        rounds=FOLD_ROUNDS,
+    script:
+        "../../src/scripts/replan_round.py"
+
+
 # The pseudo-label stage (config pseudo): fold k's finetune model labels the test images, and fold k trains
 # on its own training images and the confident ones, from its finetune weights (saltnet.training.pseudo).
 rule pseudo_labels:

@@ -8,9 +8,12 @@ DAG's wall time and scales every stage's `epochs` by one factor so the whole run
 fewer epochs on a slow machine, more (at most MAX_SCALE times) on a fast one. Once a stage has ended
 in every fold, rule replan (results/budget_{stage}.json) sets the next stage's epochs from that
 stage's real epochs and the clock (replan_stage below), so the last stage hands the run its whole
-budget, and gives each fold a time limit that guards the end. The stages keep their one-cycle
-schedules, so a plan is an ordinary run with other epoch counts; results/budget*.json say what was
-measured, planned and predicted, so the run can be repeated with those epochs fixed.
+budget, and gives each fold a time limit that guards the end. Where the folds train in rounds (more
+folds than run side by side), rule replan_round (results/budget_{stage}_round{r}.json) sets the last
+stage's epochs again before each later round, from that stage's own real epochs (replan_round). The
+stages keep their one-cycle schedules, so a plan is an ordinary run with other epoch counts;
+results/budget*.json say what was measured, planned and predicted, so the run can be repeated with
+those epochs fixed.
 
 The plan reserves RESERVE_SECONDS for what it does not time (job start-up, packing, fold splitting,
 reports).
@@ -32,7 +35,8 @@ from typing import Callable
 
 __all__ = ["BUSY_LOAD_PER_CORE", "MAX_SCALE", "RESERVE_SECONDS", "LOOP_OVERHEAD", "TARGET_SHARE", "LAST_STAGE_CEILING",
            "StageCost", "plan_epochs", "measure_steps", "plan_budget", "replan_stage", "stage_epoch_seconds",
-           "used_seconds", "first_stage_time_limit", "FEW_EPOCHS_SCALE", "fewer_folds_advice"]
+           "used_seconds", "first_stage_time_limit", "FEW_EPOCHS_SCALE", "fewer_folds_advice", "fold_rounds",
+           "replan_round"]
 
 MAX_SCALE = 3.0  # at most 3x the configured epochs: beyond that the schedule was never measured
 # The plans aim the DAG's end at this share of budget_minutes: a run ends within the budget's last 5%
@@ -63,7 +67,7 @@ BUSY_LOAD_PER_CORE = 0.5
 STARTUP_SECONDS = 15.0  # the measuring processes' imports; they all start timing this long after launch
 # Predicted pipeline epoch = the bare steps' median time x LOOP_OVERHEAD (fastai's loop, batches cut
 # and flipped, the metric, checkpoints), calibrated on full CPU-preset runs (docs/speed.md, the time
-# budget); a plan that errs either way is mended by replan_finetune.
+# budget); a plan that errs either way is mended by rule replan.
 LOOP_OVERHEAD = 0.98
 # A plan below this scale trains every fold on less than half its configured epochs; there plan_budget
 # advises fewer folds with more epochs each (why: docs/speed.md, the time budget).
@@ -85,6 +89,14 @@ class StageCost:
     def epoch_seconds(self) -> float:
         """Predicted seconds of one epoch in the pipeline (the bare steps times LOOP_OVERHEAD)."""
         return LOOP_OVERHEAD * (self.train_steps * self.step_seconds + self.valid_steps * self.valid_step_seconds)
+
+
+def fold_rounds(n_folds: int, cores: int, fold_threads: int) -> tuple[int, int]:
+    """(folds side by side, rounds of them) for n_folds fold jobs of fold_threads threads each on `cores` cores
+    (Snakemake caps a job's threads at --cores)."""
+    fold_threads = max(1, min(fold_threads, cores))
+    parallel = max(1, min(n_folds, cores // fold_threads))
+    return parallel, math.ceil(n_folds / parallel)
 
 
 def plan_epochs(stages: list[StageCost], rounds: int, budget_seconds: float, other_seconds: float,
@@ -214,8 +226,7 @@ def plan_budget(budget_minutes: float, model: str, stages: list[dict], fold_size
 
     run_sizes = list(fold_sizes) if run is None else [fold_sizes[k] for k in run]
     fold_threads = max(1, min(fold_threads, cores))  # Snakemake caps a job's threads at --cores
-    parallel = max(1, min(len(run_sizes), cores // fold_threads))
-    rounds = math.ceil(len(run_sizes) / parallel)
+    parallel, rounds = fold_rounds(len(run_sizes), cores, fold_threads)
     load = os.getloadavg()[0]
     clock, started = time.time(), time.perf_counter()
     seconds = measure_steps(model, stages, native, parallel, fold_threads, bf16, predict_batch_size)
@@ -348,12 +359,9 @@ def replan_stage(plan: dict, stage: str, done: dict[str, list[dict]], now: float
     later_epochs = {s: max(1, math.floor(scale * configured[s])) for s in epoch if s != stage}
     later = plan["rounds"] * sum(n * epoch[s] for s, n in later_epochs.items())
     predicted = used + plan["rounds"] * epochs * epoch[stage] + later + predict + plan["reserve_seconds"]
-    # The last stage: floor() above leaves up to one epoch per round of the budget unused (2-4% of it in
-    # the CPU preset's runs); it gets that epoch where the end stays under LAST_STAGE_CEILING of the budget.
-    more = plan["rounds"] * epoch[stage]
-    room = predicted + more <= LAST_STAGE_CEILING * budget
-    if not later_epochs and epochs + 1 <= max_scale * configured[stage] and room:
-        epochs, predicted = epochs + 1, predicted + more
+    if not later_epochs:
+        epochs, predicted = _one_more(epochs, max_scale * configured[stage], predicted,
+                                      plan["rounds"] * epoch[stage], budget)
     # the guard: the margin to the budget, and what the stages after this one could give up (all but one
     # epoch each: their replans would take it back), so only the last stage is held to its plan closely
     margin = max(0.0, budget - predicted) + plan["rounds"] * sum((n - 1) * epoch[s] for s, n in later_epochs.items())
@@ -361,8 +369,57 @@ def replan_stage(plan: dict, stage: str, done: dict[str, list[dict]], now: float
             "stage": stage, "epochs": {stage: epochs}, "speed_ratio": round(ratio, 3),
             "epoch_seconds": round(epoch[stage], 2), "previous_epoch_seconds": round(real, 2),
             "used_seconds": round(used, 1), "predicted_seconds": round(predicted, 1),
-            "over_budget_seconds": round(max(0.0, predicted - budget), 1),
+            "over_budget_seconds": round(max(0.0, predicted - budget), 1), "predict_seconds": round(predict, 1),
             "time_limit_s": round(epochs * epoch[stage] + margin / plan["rounds"], 1)}
+
+
+def _one_more(epochs: int, cap: float, predicted: float, more: float, budget: float) -> tuple[int, float]:
+    """(epochs, predicted seconds) of the last stage, one epoch more where that stays within `cap` epochs and
+    the end under LAST_STAGE_CEILING of the budget: floor() leaves up to one epoch per round of the budget
+    unused (2-4% of it in the CPU preset's runs); `more`: the seconds the epoch adds to the run."""
+    if epochs + 1 <= cap and predicted + more <= LAST_STAGE_CEILING * budget:
+        return epochs + 1, predicted + more
+    return epochs, predicted
+
+
+def replan_round(plan: dict, stage_replan: dict, stage: str, round_number: int, done: dict[str, list[dict]],
+                 now: float | None = None, pseudo_images: int | None = None, rounds: int | None = None,
+                 max_scale: float = MAX_SCALE) -> dict:
+    """The last stage's epochs again for its folds' round `round_number` (2, 3, ...: the first round's are
+    rule replan's, stage_replan), once the folds of the rounds before it have ended -> the keys of
+    replan_stage, "round" and, on the budget's clock, "deadline".
+
+    replan_stage predicts the last stage's epoch from the stage before it times the ratio of their measured
+    step costs, whose error moves the run's end (docs/speed.md, the time budget). Here the epoch is the
+    stage's own, as its folds of the earlier rounds really took it (the slowest fold's steady epoch), so the
+    rounds left aim at TARGET_SHARE of the budget from the clock with no ratio. Its price: folds of one stage
+    that train a few epochs more or fewer than each other.
+
+    done: run.json of every fold of the earlier stages and, under `stage`, of this stage's folds that have
+    ended; stage_replan: the stage's budget_{stage}.json (the predictions still to come); pseudo_images: the
+    most test images a fold of this round trains on (the pseudo stage), where known; rounds: how many rounds
+    the DAG has (the plan's where None).
+    """
+    finished = done[stage]
+    ratio = max(stage_epoch_seconds(run) / _stage_costs(plan, run.get("pseudo_images"))[stage] for run in finished)
+    epoch = ratio * _stage_costs(plan, pseudo_images)[stage]
+    configured = next(s["epochs"] for s in plan["stages"] if s["stage"] == stage)
+    used, on_clock = _used(plan, done, time.time() if now is None else now, 0.0)
+    rounds = max(1, (plan["rounds"] if rounds is None else rounds) - round_number + 1)  # this round and the later
+    predict = stage_replan["predict_seconds"]
+    budget = plan["budget_minutes"] * 60
+    left = TARGET_SHARE * budget - plan["reserve_seconds"] - used - predict
+    cap = max(1, math.floor(max_scale * configured))
+    epochs = min(cap, max(1, math.floor(left / (rounds * epoch))))
+    predicted = used + rounds * epochs * epoch + predict + plan["reserve_seconds"]
+    epochs, predicted = _one_more(epochs, cap, predicted, rounds * epoch, budget)
+    margin = max(0.0, budget - predicted)
+    return {**_deadline(plan, finished, predict, last=on_clock), "stage": stage, "round": round_number,
+            "epochs": {stage: epochs}, "speed_ratio": round(ratio, 3), "epoch_seconds": round(epoch, 2),
+            "previous_epoch_seconds": round(max(stage_epoch_seconds(run) for run in finished), 2),
+            "used_seconds": round(used, 1), "predicted_seconds": round(predicted, 1),
+            "over_budget_seconds": round(max(0.0, predicted - budget), 1), "predict_seconds": round(predict, 1),
+            "time_limit_s": round(epochs * epoch + margin / rounds, 1)}
 
 
 def _deadline(plan: dict, previous: list[dict], predict: float, last: bool) -> dict:

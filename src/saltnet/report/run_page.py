@@ -80,8 +80,9 @@ def _budget_section(budget: str | Path | None, folds: pd.DataFrame, replans: lis
     if not budget or not Path(budget).is_file():
         return "<p>no time budget (config budget_minutes: null): the configured epochs were trained</p>"
     plan = json.loads(Path(budget).read_text())
-    again = {r["stage"]: r for r in (json.loads(Path(p).read_text()) for p in replans if Path(p).is_file())
-             if "stage" in r}
+    read = [json.loads(Path(p).read_text()) for p in replans if Path(p).is_file()]
+    again = {r["stage"]: r for r in read if "stage" in r and "round" not in r}
+    rounds = [r for r in read if "round" in r]  # rule replan_round: a later round of the last stage's folds
     line = (f"budget {plan['budget_minutes']:g} min: every stage's epochs scaled by {plan['scale']:.3g}; "
             f"{plan['parallel_folds']} fold(s) side by side with {plan['fold_threads']} thread(s) each, "
             f"{plan['rounds']} round(s); whole DAG predicted {plan['predicted_seconds'] / 60:.1f} min (prediction "
@@ -96,22 +97,41 @@ def _budget_section(budget: str | Path | None, folds: pd.DataFrame, replans: lis
         line += (f". Replanned after the stage before it ({replan['speed_ratio']:.2f}x its planned epoch): "
                  f"{stage} {replan['epochs'][stage]} epochs of {replan['epoch_seconds']:.0f} s, whole DAG then "
                  f"predicted {replan['predicted_seconds'] / 60:.1f} min")
+    for replan in rounds:
+        name = replan["stage"]
+        line += (f". Replanned before round {replan['round']} of its folds ({replan['speed_ratio']:.2f}x its planned "
+                 f"epoch in the rounds before): {name} folds {replan['folds']} {replan['epochs'][name]} "
+                 f"epochs of {replan['epoch_seconds']:.0f} s, whole DAG then predicted "
+                 f"{replan['predicted_seconds'] / 60:.1f} min")
     if "started" in plan:  # the run page is among the DAG's last jobs
         line += f". This page was written {(time.time() - plan['started']) / 60:.1f} min after planning began"
+    later = {fold for replan in rounds for fold in replan["folds"]}
     rows = []
     for stage in plan["stages"]:
         name, replan = stage["stage"], again.get(stage["stage"])
         n = replan["epochs"][name] if replan else plan["epochs"][name]
         epoch = replan["epoch_seconds"] if replan else stage["epoch_seconds"]
         runs = folds.loc[folds["stage"] == name]
-        real = runs["epoch_seconds"].dropna() if "epoch_seconds" in runs else pd.Series(dtype=float)
-        rows.append({"stage": name, "configured epochs": stage["epochs"], "planned epochs": n,
-                     "trained epochs": runs["epochs"].min() if len(runs) else None,
-                     "predicted epoch (s)": epoch, "real epoch (s), slowest fold": real.max() if len(real) else None,
-                     "predicted stage (s)": n * epoch,
-                     "slowest fold took (s)": runs["seconds"].max() if len(runs) else None,
-                     "time limit per fold (s)": replan.get("time_limit_s") if replan else None})
+        mine = [r for r in rounds if r["stage"] == name]
+        label = f"{name}, round 1" if mine else name
+        rows.append(_stage_row(label, stage["epochs"], n, epoch, runs.loc[~runs["fold"].isin(later)] if mine else runs,
+                               replan))
+        for again_round in mine:  # the folds of a later round, with their own replan
+            rows.append(_stage_row(f"{name}, round {again_round['round']}", stage["epochs"],
+                                   again_round["epochs"][name], again_round["epoch_seconds"],
+                                   runs.loc[runs["fold"].isin(again_round["folds"])], again_round))
     return f"<p>{html.escape(line)}</p>" + _table(pd.DataFrame(rows))
+
+
+def _stage_row(label: str, configured: int, n: int, epoch: float, runs: pd.DataFrame, replan: dict | None) -> dict:
+    """One row of the budget table: a stage (or a round of its folds), planned against what its folds took."""
+    real = runs["epoch_seconds"].dropna() if "epoch_seconds" in runs else pd.Series(dtype=float)
+    return {"stage": label, "configured epochs": configured, "planned epochs": n,
+            "trained epochs": runs["epochs"].min() if len(runs) else None,
+            "predicted epoch (s)": epoch, "real epoch (s), slowest fold": real.max() if len(real) else None,
+            "predicted stage (s)": n * epoch,
+            "slowest fold took (s)": runs["seconds"].max() if len(runs) else None,
+            "time limit per fold (s)": replan.get("time_limit_s") if replan else None}
 
 
 def _provenance(info: dict) -> str:
