@@ -185,7 +185,7 @@ PARALLEL_FOLDS, FOLD_ROUNDS = fold_rounds(len(FOLDS), all_cores(), fold_threads(
 
 
 def later_rounds():
-    """The rounds (2, 3, ...) before which rule replan_round replans the last stage: a budgeted run whose jobs
+    """The rounds (2, 3, ...) before which the last stage is replanned (replan_round), in a budgeted run whose jobs
     run here, on --cores. Not under a cluster executor (its folds do not wait for each other's cores) nor in
     a cluster job's own snakemake (which sees the node's cores); read when the DAG is built, once the executor
     is known."""
