@@ -226,6 +226,9 @@ def test_a_later_round_of_the_pseudo_stage_counts_the_test_images_its_folds_got(
                          pseudo_images=400)
     assert again["speed_ratio"] == pytest.approx(0.5)  # 56 s of 112 planned, the slower of the two
     assert again["epoch_seconds"] == pytest.approx(0.5 * 125)  # (1600 + 400) // 16 steps
+    # a stage replan written before replans recorded their predictions: the plan's 120 s at its speed, 0.5
+    older = replan_round(plan, {"speed_ratio": 0.5}, "pseudo", 2, done, now=3300.0, pseudo_images=400)
+    assert older["predict_seconds"] == pytest.approx(60.0) and older["epochs"] == again["epochs"]
 
 
 def test_a_fold_job_drops_a_deadline_the_clock_passed_long_ago(tmp_path):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 from saltnet.performance.budget import measure_steps
@@ -28,10 +29,11 @@ def main() -> None:
     args = parser.parse_args()
     stages = [{**s, "size": 128, "batch_size": 16, **AUX} for s in STAGES]
     for n_stages, steps in ((3, 40), (2, 40), (3, 10), (2, 10)):
-        start = time.time()
+        start, load = time.time(), os.getloadavg()[0]  # when each measurement began, and the CPU's load then
         seconds = measure_steps("resunet_scse_ds", stages[:n_stages], native=101, processes=2, threads=1,
                                 bf16=args.bf16, predict_batch_size=64, steps=steps)
-        print(json.dumps({"stages": n_stages, "steps": steps, "wall_s": round(time.time() - start, 1),
+        print(json.dumps({"stages": n_stages, "steps": steps, "started": round(start, 1),
+                          "load_avg_1m": round(load, 2), "wall_s": round(time.time() - start, 1),
                           **{k: round(v, 4) for k, v in seconds.items()}}), flush=True)
 
 

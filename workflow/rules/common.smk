@@ -180,7 +180,7 @@ def fold_threads(wildcards):
 
 # The rounds in which the fold jobs train, fold_threads each on --cores (as plan_budget counts them): where
 # there are several, the last stage is replanned before each later round from its own folds' real epochs
-# (rule replan_round), and a fold of that round waits for the rounds before it.
+# (rule replan_round), and a last-stage fold of that round waits for the last stage's earlier rounds.
 PARALLEL_FOLDS, FOLD_ROUNDS = fold_rounds(len(FOLDS), all_cores(), fold_threads(None))
 
 

@@ -376,7 +376,7 @@ def replan_stage(plan: dict, stage: str, done: dict[str, list[dict]], now: float
 def _one_more(epochs: int, cap: float, predicted: float, more: float, budget: float) -> tuple[int, float]:
     """(epochs, predicted seconds) of the last stage, one epoch more where that stays within `cap` epochs and
     the end under LAST_STAGE_CEILING of the budget: floor() leaves up to one epoch per round of the budget
-    unused (2-4% of it in the CPU preset's runs); `more`: the seconds the epoch adds to the run."""
+    unused (docs/speed.md, the time budget); `more`: the seconds the epoch adds to the run."""
     if epochs + 1 <= cap and predicted + more <= LAST_STAGE_CEILING * budget:
         return epochs + 1, predicted + more
     return epochs, predicted
@@ -406,7 +406,9 @@ def replan_round(plan: dict, stage_replan: dict, stage: str, round_number: int, 
     configured = next(s["epochs"] for s in plan["stages"] if s["stage"] == stage)
     used, on_clock = _used(plan, done, time.time() if now is None else now, 0.0)
     rounds = max(1, (plan["rounds"] if rounds is None else rounds) - round_number + 1)  # this round and the later
-    predict = stage_replan["predict_seconds"]
+    # a stage replan written before replans recorded their predictions: the plan's, at the stage's speed
+    predict = stage_replan.get("predict_seconds")
+    predict = stage_replan["speed_ratio"] * plan["predict_seconds"] if predict is None else predict
     budget = plan["budget_minutes"] * 60
     left = TARGET_SHARE * budget - plan["reserve_seconds"] - used - predict
     cap = max(1, math.floor(max_scale * configured))
