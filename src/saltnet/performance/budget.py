@@ -54,7 +54,7 @@ RESUMED_GAP_SECONDS = 600.0
 # What the plans do not time: the jobs after the last training stage (ensemble, post-processing, scores,
 # analyses, reports) and each job's start-up. The budget's clock starts at plan_budget, after packing and
 # the folds; the predictions are planned on their own (docs/speed.md).
-RESERVE_SECONDS = 90.0
+RESERVE_SECONDS = 45.0  # above what those jobs took beyond the predictions in the full runs (tools/after_training.py)
 # Timed steps per measurement, after WARMUP_STEPS untimed ones: replan_stage multiplies a stage's real epoch
 # by the ratio of two stages' medians, which fewer steps leave noisy (tools/stage_ratio.py; docs/speed.md,
 # the time budget).
