@@ -14,6 +14,8 @@ import json
 import sys
 from pathlib import Path
 
+from saltnet.performance.budget import labelled_predict_seconds
+
 
 def _read(path: Path) -> dict:
     return json.loads(path.read_text())
@@ -27,8 +29,7 @@ def replan_predictions(folder: Path, plan: dict) -> float:
         return replan["predict_seconds"]
     labels = [_read(path) for path in sorted(folder.glob("labels_fold*.json"))]
     if last == "pseudo" and labels:
-        per_image = max(label["seconds"] / max(1, label["test_images"]) for label in labels)
-        return plan["rounds"] * per_image * (plan["n_test"] + plan["largest_fold"])
+        return labelled_predict_seconds(plan, labels)
     return replan["speed_ratio"] * plan["predict_seconds"]
 
 

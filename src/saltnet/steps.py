@@ -90,7 +90,7 @@ def replan_step(budget: str, stage: str, done: dict[str, list[str]], out: str, l
     """The epochs of `stage` again, from the earlier stages' real times and the clock
     (saltnet.performance.budget.replan_stage); done: each earlier stage's run.json files; labels: the pseudo
     stage's labels.json files (the test images each fold got, the labelling's seconds)."""
-    from saltnet.performance.budget import replan_stage
+    from saltnet.performance.budget import labelled_predict_seconds, replan_stage
 
     plan = _read_json(budget)
     runs = {name: [_read_json(path) for path in paths] for name, paths in done.items()}
@@ -98,9 +98,7 @@ def replan_step(budget: str, stage: str, done: dict[str, list[str]], out: str, l
     if labels:
         summaries = [_read_json(path) for path in labels]
         pseudo_images = max(summary["kept"] for summary in summaries)
-        # the final predictions: each fold's test set again (at its labelling's speed) and its own images
-        per_image = max(summary["seconds"] / max(1, summary["test_images"]) for summary in summaries)
-        later_predict = plan["rounds"] * per_image * (plan["n_test"] + plan["largest_fold"])
+        later_predict = labelled_predict_seconds(plan, summaries)
     replan = replan_stage(plan, stage, runs, time.time(), pseudo_images=pseudo_images,
                           later_predict_seconds=later_predict)
     log.info("%s: the %s stage ran %.2fx its planned epoch; %s epochs %d of %.1f s (limit %.0f s per fold), run "

@@ -36,7 +36,7 @@ from typing import Callable
 __all__ = ["BUSY_LOAD_PER_CORE", "MAX_SCALE", "RESERVE_SECONDS", "LOOP_OVERHEAD", "TARGET_SHARE", "LAST_STAGE_CEILING",
            "StageCost", "plan_epochs", "measure_steps", "plan_budget", "replan_stage", "stage_epoch_seconds",
            "used_seconds", "first_stage_time_limit", "FEW_EPOCHS_SCALE", "fewer_folds_advice", "fold_rounds",
-           "replan_round"]
+           "replan_round", "labelled_predict_seconds"]
 
 MAX_SCALE = 3.0  # at most 3x the configured epochs: beyond that the schedule was never measured
 # The plans aim the DAG's end at this share of budget_minutes: a run ends within the budget's last 5%
@@ -371,6 +371,13 @@ def replan_stage(plan: dict, stage: str, done: dict[str, list[dict]], now: float
             "used_seconds": round(used, 1), "predicted_seconds": round(predicted, 1),
             "over_budget_seconds": round(max(0.0, predicted - budget), 1), "predict_seconds": round(predict, 1),
             "time_limit_s": round(epochs * epoch[stage] + margin / plan["rounds"], 1)}
+
+
+def labelled_predict_seconds(plan: dict, summaries: list[dict]) -> float:
+    """The final predictions' seconds, measured by the pseudo stage's labelling (each fold's labels.json):
+    each fold's test set again, at its labelling's speed, and its own images, per round of folds."""
+    per_image = max(summary["seconds"] / max(1, summary["test_images"]) for summary in summaries)
+    return plan["rounds"] * per_image * (plan["n_test"] + plan["largest_fold"])
 
 
 def _one_more(epochs: int, cap: float, predicted: float, more: float, budget: float) -> tuple[int, float]:
