@@ -139,9 +139,8 @@ def stage_budget(stage):
         if not BUDGETED:
             return []
         fold = int(wildcards.fold)
-        if stage == FINAL_STAGE and fold in FOLDS and fold_round(fold) in later_rounds():
-            return [f"results/budget_{stage}_round{fold_round(fold)}.json"]
-        return [f"results/budget_{stage}.json"]
+        later = round_replan(fold_round(fold)) if stage == FINAL_STAGE and fold in FOLDS else []
+        return later or [f"results/budget_{stage}.json"]
 
     return budget
 
@@ -151,7 +150,7 @@ def get_replans(wildcards):
     round of the last stage's folds."""
     if not BUDGETED:
         return []
-    rounds = [f"results/budget_{FINAL_STAGE}_round{number}.json" for number in later_rounds()]
+    rounds = [path for number in later_rounds() for path in round_replan(number)]
     return [f"results/budget_{stage}.json" for stage in STAGES[1:]] + rounds
 
 
@@ -193,6 +192,11 @@ def later_rounds():
     return list(range(2, FOLD_ROUNDS + 1)) if BUDGETED and here else []
 
 
+def round_replan(number):
+    """[rule replan_round's file for round `number`] where the last stage is replanned before it, else []."""
+    return [f"results/budget_{FINAL_STAGE}_round{number}.json"] if number in later_rounds() else []
+
+
 def fold_round(fold):
     """The round (1, 2, ...) in which fold `fold` (one of FOLDS) trains: the folds in their order,
     PARALLEL_FOLDS at a time."""
@@ -204,8 +208,7 @@ def predict_after(wildcards):
     that no prediction takes a core from the next round's folds (the plans count every prediction after the
     training, and a late fold would meet its deadline short of its epochs)."""
     fold = int(wildcards.fold)
-    number = fold_round(fold) + 1 if fold in FOLDS else 0
-    return [f"results/budget_{FINAL_STAGE}_round{number}.json"] if number in later_rounds() else []
+    return round_replan(fold_round(fold) + 1) if fold in FOLDS else []
 
 
 def round_folds(number):
