@@ -12,7 +12,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from conftest import REPO, TINY_CONFIG, run_snakemake
-from saltnet.config.resolve import PRESETS, coerce_config, load_schema, resolve_config
+from saltnet.config.resolve import PRESETS, ConfigError, coerce_config, load_schema, resolve_config
 
 SCHEMA_PATH = REPO / "workflow/schemas/config.schema.yaml"
 SCHEMA = load_schema(SCHEMA_PATH)
@@ -141,6 +141,26 @@ def test_optional_stage_turned_off_on_the_command_line(text):
     """--config pseudo=null arrives as a string; pseudo is null or a stage (an anyOf): the preset's is replaced."""
     config = resolve_config([PRESETS / "cpu.yaml"], {"pseudo": text})
     assert config["pseudo"] is None
+
+
+def test_a_stage_states_its_augmentation_and_inherits_the_top_level_one_when_silent():
+    """A stage's own `augment` replaces the top-level one whole (its other keys: the schema's defaults);
+    the other stages, pseudo's included, take the top-level one; each stage trains what its section says."""
+    from saltnet.config.settings import settings_of
+
+    config = resolve_config([PRESETS / "cpu.yaml"], {"augment": {"p": 0.25, "shift": 0.05},
+                                                     "finetune": {"augment": "{p: 0.5, scale: 0.1}"}})
+    assert config["train"]["augment"] == config["pseudo"]["augment"] == config["augment"]
+    assert config["augment"]["shift"] == 0.05
+    assert config["finetune"]["augment"] == {"hflip": True, "p": 0.5, "shift": 0.0, "scale": 0.1, "rotate": 0.0,
+                                             "brightness": 0.0}
+    assert settings_of(config, "finetune").augment_settings.scale == 0.1
+    assert settings_of(config, "pseudo").augment_settings.shift == 0.05
+
+
+def test_a_stages_augmentation_is_validated_by_its_key():
+    with pytest.raises(ConfigError, match=r"finetune\.augment"):
+        resolve_config([PRESETS / "cpu.yaml"], {"finetune": {"augment": {"p": 2.0}}})
 
 
 def test_optional_stage_given_as_a_string_is_a_stage():

@@ -31,7 +31,7 @@ def expected_stage(preset: dict, stage: str) -> dict:
     top = {k: v["default"] for k, v in SCHEMA["properties"].items() if "default" in v}
     stage_defaults = {k: v["default"] for k, v in SCHEMA["definitions"]["stage"]["properties"].items()
                       if "default" in v}
-    augment = {k: v["default"] for k, v in SCHEMA["properties"]["augment"]["properties"].items()}
+    augment = {k: v["default"] for k, v in SCHEMA["definitions"]["augment"]["properties"].items()}
     out = {}
     for field in (f.name for f in dataclasses.fields(TrainSettings)):
         if field in preset[stage]:
@@ -40,7 +40,7 @@ def expected_stage(preset: dict, stage: str) -> dict:
             out[field] = preset[field]
         else:
             out[field] = stage_defaults.get(field, top.get(field))
-    out["augment"] = {**augment, **preset.get("augment", {})}
+    out["augment"] = {**augment, **preset[stage].get("augment", preset.get("augment", {}))}
     out["exclude"] = list(out["exclude"])
     if out["encoder_weights"] == "imagenet":  # the file rule fetch_encoder_weights downloads once
         from saltnet.models import get_model_spec
@@ -139,10 +139,10 @@ def test_the_code_has_no_defaults_of_its_own():
         if "default" in stage_key:  # a stage key with a default of its own (swa, div_final)
             assert default == stage_key["default"], field.name
         elif field.name == "augment":
-            assert default == {k: v["default"] for k, v in SCHEMA["properties"]["augment"]["properties"].items()}
+            assert default == {k: v["default"] for k, v in SCHEMA["definitions"]["augment"]["properties"].items()}
         else:
             assert (list(default) if isinstance(default, tuple) else default) == top[field.name], field.name
-    augment = SCHEMA["properties"]["augment"]["properties"]
+    augment = SCHEMA["definitions"]["augment"]["properties"]
     assert dataclasses.asdict(AugmentSettings()) == {k: v["default"] for k, v in augment.items()}
 
 

@@ -155,8 +155,9 @@ def get_replans(wildcards):
 
 
 def budget_stages():
-    """The stages that plan_budget times and scales, with their configured epochs, size, batch and losses."""
-    keys = ("epochs", "size", "batch_size", "loss", "aux_weight", "aux_resolution")
+    """The stages that plan_budget times and scales, with their configured epochs, size, batch, losses and
+    augmentation."""
+    keys = ("epochs", "size", "batch_size", "loss", "aux_weight", "aux_resolution", "augment")
     return [{"stage": stage, **{k: stage_settings(stage)[k] for k in keys}} for stage in STAGES]
 
 

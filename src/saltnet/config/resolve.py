@@ -135,8 +135,8 @@ def resolve_config(files: list = (), overrides: Mapping | None = None, schema: d
     """The config of a run: the schema's defaults, then each file in order, then `overrides` (the
     --config entries, as Snakemake delivers them or as the YAML types), coerced and validated.
 
-    A stage's `loss` not given is the top-level loss, written into the stage, so that the result states
-    every stage's recipe. Raises ConfigError naming the key and what was wrong.
+    A stage's `loss` or `augment` not given is the top-level one, written into the stage, so that the
+    result states every stage's recipe. Raises ConfigError naming the key and what was wrong.
     """
     schema = schema or load_schema()
     config: dict = {}
@@ -147,7 +147,9 @@ def resolve_config(files: list = (), overrides: Mapping | None = None, schema: d
         coerce_config(config, schema)
     except ValueError as err:
         raise ConfigError(str(err)) from None
+    _stages_inherit(config, "augment")  # the one given: before the defaults fill each stage's own
     config = with_defaults(config, schema)
+    _stages_inherit(config, "augment")
     for stage in STAGES:
         if isinstance(config.get(stage), dict):
             config[stage] = _fill(config[stage], schema["definitions"]["stage"], schema)  # pseudo's anyOf: not filled
@@ -156,6 +158,14 @@ def resolve_config(files: list = (), overrides: Mapping | None = None, schema: d
     validate_config(config, schema)
     check_folds(config["folds"])
     return config
+
+
+def _stages_inherit(config: dict, key: str) -> None:
+    """Each stage section without `key` gets a copy of the top-level one, where the config has it."""
+    if isinstance(config.get(key), dict):
+        for stage in STAGES:
+            if isinstance(config.get(stage), dict):
+                config[stage].setdefault(key, copy.deepcopy(config[key]))
 
 
 def check_folds(folds: dict) -> None:

@@ -93,16 +93,20 @@ def time_steps(step: Callable[[], None], sync: Callable[[], None], min_steps: in
 
 def make_train_step(model: nn.Module, x: torch.Tensor, target: torch.Tensor, bf16: bool,
                loss: str | Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-               aux_weight: float, aux_resolution: str) -> Callable[[], None]:
+               aux_weight: float, aux_resolution: str, augment=None) -> Callable[[], None]:
     """x: (N, 3, S, S) float; target: (N, 1, S', S') in {0,1} -> one forward+loss+backward+Adam step
-    (with the training loss wrapper: a deep-supervised model's auxiliary outputs cost what they cost)."""
+    (with the training loss wrapper: a deep-supervised model's auxiliary outputs cost what they cost),
+    after the batch augmentation where `augment` (saltnet.data.augment.AugmentSettings) is given."""
+    from saltnet.data.augment import augment_batch
+
     loss_fn = training_loss(loss, model, aux_weight, aux_resolution)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
 
     def step():
+        xb, (yb,) = augment_batch(x, [target], augment) if augment is not None else (x, [target])
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
-            value = loss_fn(model(x).float(), target)
+            value = loss_fn(model(xb).float(), yb)
         value.backward()
         optimizer.step()
     return step

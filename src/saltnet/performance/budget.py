@@ -146,6 +146,7 @@ def _measure_worker(job: dict) -> dict:
     batch of each stage, and per prediction batch of job["predict_batch_size"] images (the last stage's model)."""
     import torch
 
+    from saltnet.data.augment import AugmentSettings
     from saltnet.models import build_model, get_model_spec
     from saltnet.performance.bench import make_infer_step, make_train_step
 
@@ -158,8 +159,10 @@ def _measure_worker(job: dict) -> dict:
         side = get_model_spec(job["model"]).input_size(stage["size"], job["native"])
         x = torch.randn(stage["batch_size"], 3, side, side).contiguous(memory_format=torch.channels_last)
         target = (torch.rand(stage["batch_size"], 1, job["native"], job["native"]) > 0.5).float()
+        augment = AugmentSettings(**stage["augment"]) if stage.get("augment") else None
         steps[stage["stage"]] = make_train_step(train_model, x, target, job["bf16"], loss=stage["loss"],
-                                                aux_weight=stage["aux_weight"], aux_resolution=stage["aux_resolution"])
+                                                aux_weight=stage["aux_weight"], aux_resolution=stage["aux_resolution"],
+                                                augment=augment)
         steps[stage["stage"] + "_infer"] = make_infer_step(infer_model, x, job["bf16"])
     x = torch.randn(job["predict_batch_size"], 3, side, side).contiguous(memory_format=torch.channels_last)
     steps["predict"] = make_infer_step(infer_model, x, job["bf16"])  # the last stage's model
@@ -217,9 +220,10 @@ def plan_budget(budget_minutes: float, model: str, stages: list[dict], fold_size
                 bf16: bool = False, predict_shifts: list = (), run: list[int] | None = None) -> dict:
     """The plan written to results/budget.json (see the module docstring).
 
-    stages: per stage dicts with stage, epochs, size, batch_size, loss; fold_sizes: images per fold, all
-    folds of the split; run: the folds that train (config folds.run), None: all of them;
-    predict_tta, predict_batch_size, predict_shifts: config predict's tta, batch_size and shifts.
+    stages: per stage dicts with stage, epochs, size, batch_size, loss (and augment: its keywords, timed
+    with the step); fold_sizes: images per fold, all folds of the split; run: the folds that train (config
+    folds.run), None: all of them; predict_tta, predict_batch_size, predict_shifts: config predict's tta,
+    batch_size and shifts.
     """
     from saltnet.inference.predict import tta_views
     from saltnet.training.fold import valid_count
