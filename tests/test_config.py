@@ -163,6 +163,23 @@ def test_a_stages_augmentation_is_validated_by_its_key():
         resolve_config([PRESETS / "cpu.yaml"], {"finetune": {"augment": {"p": 2.0}}})
 
 
+def test_a_wrong_top_level_augmentation_is_named_once_not_in_each_stage_it_would_reach():
+    with pytest.raises(ConfigError) as err:
+        resolve_config([PRESETS / "cpu.yaml"], {"augment": {"p": 2.0}})
+    assert "augment.p" in str(err.value) and "train.augment" not in str(err.value)
+
+
+@pytest.mark.parametrize("overrides, key", [
+    ({"augment": {"shift": 0.1}}, "config key augment: shift 0.1"),
+    # the stage's own replaces the top-level one whole, so its p is 0 although the top-level p is not
+    ({"augment": {"p": 0.3}, "finetune": {"augment": {"rotate": 5}}}, "config key finetune.augment: rotate 5"),
+])
+def test_a_warp_that_p_0_would_ignore_is_refused(overrides, key):
+    """A shift, scale, rotation or brightness with p 0 reaches no image: refused, not silently dropped."""
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        resolve_config([PRESETS / "cpu.yaml"], overrides)
+
+
 def test_optional_stage_given_as_a_string_is_a_stage():
     stage = "{size: 128, epochs: 3, batch_size: 16, lr: 1e-3, wd: 1e-4}"
     config = resolve_config([PRESETS / "cpu.yaml"], {"pseudo": stage})

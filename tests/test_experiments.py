@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from conftest import REPO, SNAKEMAKE, TINY_CONFIG, require_marker
-from saltnet.config.resolve import ConfigError
+from saltnet.config.resolve import ConfigError, resolve_config
 from saltnet.experiments.leaderboard import collect_runs, variant_gains
 from saltnet.experiments.runner import check_run_folders, pipeline_command, write_run_config
 from saltnet.experiments.spec import config_differences, load_experiment
@@ -102,6 +102,22 @@ def test_the_leaderboard_names_no_key_that_one_config_only_states_at_its_default
     assert _differences(variant, base) == {"aux_weight": 0.123}
     assert _differences({**variant, "repeat": ["small_masks"]}, base) == {"aux_weight": 0.123,
                                                                           "repeat": ["small_masks"]}
+
+
+def test_the_leaderboard_names_an_inherited_stage_augment_once_and_a_stages_own_by_its_key():
+    """A baseline recorded before stages stated their augment, against resolved variants (each stage's
+    augment written in): the top-level change is named once; a stage's own augment by its stage."""
+    from saltnet.experiments.leaderboard import _differences
+
+    base = TINY_CONFIG  # as a config.yaml written before stages stated their augment
+    resolved = resolve_config(overrides=TINY_CONFIG)
+    assert _differences(resolved, base) == {}
+    changed = resolve_config(overrides={**TINY_CONFIG, "augment": {**TINY_CONFIG["augment"], "p": 0.25}})
+    assert _differences(changed, base) == {"augment.p": 0.25}
+    own_finetune = {**TINY_CONFIG["finetune"], "augment": {"hflip": False}}
+    own = resolve_config(overrides={**TINY_CONFIG, "finetune": own_finetune})
+    assert _differences(own, base) == {f"finetune.augment.{k}": v for k, v in own["finetune"]["augment"].items()
+                                       if v != TINY_CONFIG["augment"][k]}
 
 
 # --- the run folders ----------------------------------------------------------------------------------

@@ -32,7 +32,9 @@ def _type(spec: dict) -> str:
 
 def _key_lines(name: str, spec: dict, schema: dict, required: bool) -> list[str]:
     spec = resolve_ref(spec, schema)
-    if "default" in spec:
+    if "x-default" in spec:  # a default the schema cannot state as a value (e.g. a stage's: the top-level key)
+        default = spec["x-default"]
+    elif "default" in spec:
         default = f"`{yaml.safe_dump(spec['default'], default_flow_style=True).strip().removesuffix('...').strip()}`"
     else:
         default = "required" if required else "its keys' own" if "properties" in spec else "none"

@@ -19,6 +19,7 @@ import time
 from saltnet.performance.budget import measure_steps
 
 AUX = {"aux_weight": 0.3, "aux_resolution": "output"}  # the CPU preset's deep supervision
+AUGMENT = {"hflip": True, "p": 0.0}  # the CPU preset's flips, timed with the step as plan_budget does
 STAGES = [{"stage": "train", "loss": "bce_dice"}, {"stage": "finetune", "loss": "symmetric_lovasz"},
           {"stage": "pseudo", "loss": "symmetric_lovasz"}]
 
@@ -27,7 +28,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-bf16", dest="bf16", action="store_false", help="time fp32 steps (default: bf16)")
     args = parser.parse_args()
-    stages = [{**s, "size": 128, "batch_size": 16, **AUX} for s in STAGES]
+    stages = [{**s, "size": 128, "batch_size": 16, **AUX, "augment": AUGMENT} for s in STAGES]
     for n_stages, steps in ((3, 40), (2, 40), (3, 10), (2, 10)):
         start, load = time.time(), os.getloadavg()[0]  # when each measurement began, and the CPU's load then
         seconds = measure_steps("resunet_scse_ds", stages[:n_stages], native=101, processes=2, threads=1,

@@ -23,6 +23,7 @@ import numpy as np
 def measure(steps: int, seed: int, masks_path: str | None, bf16: bool) -> dict:
     import torch
 
+    from saltnet.data.augment import AugmentSettings
     from saltnet.data.pack import load_packed
     from saltnet.models import build_model, get_model_spec
     from saltnet.performance.bench import make_train_step
@@ -42,7 +43,7 @@ def measure(steps: int, seed: int, masks_path: str | None, bf16: bool) -> dict:
         for stage, loss in (("train", "bce_dice"), ("finetune", "symmetric_lovasz")):
             model = build_model("resunet_scse_ds", "none", 128).to(memory_format=torch.channels_last).train()
             fns[f"{stage}_{name}"] = make_train_step(model, x, target, bf16, loss=loss, aux_weight=0.3,
-                                                     aux_resolution="output")
+                                                     aux_resolution="output", augment=AugmentSettings(hflip=True))
     medians = _time_interleaved(fns, steps)
     return {"steps": steps, "seed": seed, **{k: round(v, 4) for k, v in medians.items()},
             **{f"ratio_{n}": round(medians[f"finetune_{n}"] / medians[f"train_{n}"], 3) for n in targets}}

@@ -29,7 +29,8 @@ from typing import NoReturn
 import yaml
 
 __all__ = ["REPO", "SCHEMA_PATH", "PRESETS", "DEMO_PRESET", "ConfigError", "load_schema", "schema_defaults",
-           "coerce_config", "with_defaults", "validate_config", "merge_config", "config_files", "resolve_config",
+           "coerce_config", "with_defaults", "complete_config", "check_augment", "validate_config", "merge_config",
+           "config_files", "resolve_config",
            "parse_overrides", "preset_path", "resolve_ref", "check_folds", "run_folds", "nest", "stop"]
 
 REPO = Path(__file__).resolve().parents[3]
@@ -147,25 +148,61 @@ def resolve_config(files: list = (), overrides: Mapping | None = None, schema: d
         coerce_config(config, schema)
     except ValueError as err:
         raise ConfigError(str(err)) from None
-    _stages_inherit(config, "augment")  # the one given: before the defaults fill each stage's own
+    silent = _stages_without(config, "augment")
+    config = _filled(config, schema)
+    validate_config(config, schema)
+    check_augment(config)
+    _inherit(config, silent, "augment")  # after the check, so a wrong top-level augment is named once
+    check_folds(config["folds"])
+    return config
+
+
+def complete_config(config: dict, schema: dict | None = None) -> dict:
+    """A copy of a config (a run's config.yaml, written before a key existed, or a resolved one) as
+    resolve_config completes it, without validating it: the schema's defaults, and each stage's `loss` and
+    `augment` where it states none; so that two configs of one recipe compare equal."""
+    schema = schema or load_schema()
+    silent = _stages_without(config, "augment")
+    config = _filled(config, schema)
+    _inherit(config, silent, "augment")
+    return config
+
+
+def _filled(config: dict, schema: dict) -> dict:
+    """A copy of `config` with the schema's defaults, and each stage's loss where it states none."""
     config = with_defaults(config, schema)
-    _stages_inherit(config, "augment")
     for stage in STAGES:
         if isinstance(config.get(stage), dict):
             config[stage] = _fill(config[stage], schema["definitions"]["stage"], schema)  # pseudo's anyOf: not filled
             if isinstance(config.get("loss"), str):
                 config[stage].setdefault("loss", config["loss"])
-    validate_config(config, schema)
-    check_folds(config["folds"])
     return config
 
 
-def _stages_inherit(config: dict, key: str) -> None:
-    """Each stage section without `key` gets a copy of the top-level one, where the config has it."""
-    if isinstance(config.get(key), dict):
-        for stage in STAGES:
-            if isinstance(config.get(stage), dict):
-                config[stage].setdefault(key, copy.deepcopy(config[key]))
+def _stages_without(config: dict, key: str) -> list[str]:
+    return [stage for stage in STAGES if isinstance(config.get(stage), dict) and key not in config[stage]]
+
+
+def _inherit(config: dict, stages: list[str], key: str) -> None:
+    """Each of `stages` gets a copy of the top-level `key` (the defaults filled it with the key's own)."""
+    for stage in stages:
+        config[stage][key] = copy.deepcopy(config[key])
+
+
+# The keys an affine map or brightness change needs; with augment.p 0 no image gets them.
+_AUGMENT_BY_P = ("shift", "scale", "rotate", "brightness")
+
+
+def check_augment(config: dict) -> None:
+    """What the schema cannot say of key augment (top level or a stage's): a shift, scale, rotation or
+    brightness with p 0 would be silently ignored."""
+    for name, augment in [("augment", config.get("augment"))] + [
+            (f"{stage}.augment", (config.get(stage) or {}).get("augment")) for stage in STAGES]:
+        if augment and augment.get("p", 0) == 0:
+            unused = [f"{k} {augment[k]}" for k in _AUGMENT_BY_P if augment.get(k, 0) > 0]
+            if unused:
+                raise ConfigError(f"config key {name}: {', '.join(unused)} would do nothing with p 0 (the chance "
+                                  f"that an image gets them); set {name}.p above 0, or leave them out")
 
 
 def check_folds(folds: dict) -> None:

@@ -49,8 +49,13 @@ def _stage_epochs(results: Path, stage: str, folds: list[int]) -> tuple[float | 
 
 
 def _differences(config: dict, baseline: dict) -> dict:
-    """The keys `config` changes over `baseline`, both with the schema's defaults filled in."""
-    return config_differences(with_schema_defaults(config), with_schema_defaults(baseline), IGNORED_KEYS)
+    """The keys `config` changes over `baseline`, both with the schema's defaults filled in; a stage's
+    augment that is the top-level one in both is named once, at the top level."""
+    config, baseline = with_schema_defaults(config), with_schema_defaults(baseline)
+    inherited = tuple(f"{stage}.augment." for stage in ("train", "finetune", "pseudo")
+                      if all(isinstance(c.get(stage), dict) and c[stage].get("augment") == c.get("augment")
+                             for c in (config, baseline)))
+    return {k: v for k, v in config_differences(config, baseline, IGNORED_KEYS).items() if not k.startswith(inherited)}
 
 
 def run_record(folder: str | Path, variant: str, seed: int | None, baseline_config: dict | None) -> dict:

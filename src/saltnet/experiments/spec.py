@@ -34,12 +34,12 @@ import yaml
 
 from saltnet.config.resolve import (
     ConfigError,
+    complete_config,
     load_schema,
     merge_config,
     nest,
     preset_path,
     resolve_config,
-    with_defaults,
 )
 from saltnet.evaluation.outputs import CHEAP_ANALYSES, COSTLY_ANALYSES, analysis_path
 
@@ -93,8 +93,9 @@ def flatten(config: dict, prefix: str = "") -> dict:
 
 def with_schema_defaults(config: dict) -> dict:
     """`config` with the schema's defaults filled in: a config.yaml written before a key existed, or one that
-    states a key at its default, compares equal to one that does not."""
-    return with_defaults(config, load_schema())
+    states a key at its default, compares equal to one that does not (each stage's loss and augment
+    included, as resolve_config writes them)."""
+    return complete_config(config, load_schema())
 
 
 def config_differences(config: dict, baseline: dict, ignore: tuple = ()) -> dict:

@@ -1,7 +1,7 @@
 """Epochs that fit a time budget: time this machine's steps, then scale the configured schedule.
 
 With config `budget_minutes` set, rule plan_budget runs once before training: it times a training
-step of each stage (the stage's model, size, batch and loss), a validation batch and the prediction
+step of each stage (the stage's model, size, batch, loss and augmentation), a validation batch and the prediction
 forward, in as many processes side by side as fold jobs will run at once, each with the fold jobs'
 threads (two 1-thread folds on two cores do not run at the speed of one). From those it predicts the
 DAG's wall time and scales every stage's `epochs` by one factor so the whole run fits the budget:
@@ -65,8 +65,8 @@ WARMUP_STEPS = 2
 # the load.
 BUSY_LOAD_PER_CORE = 0.5
 STARTUP_SECONDS = 15.0  # the measuring processes' imports; they all start timing this long after launch
-# Predicted pipeline epoch = the bare steps' median time x LOOP_OVERHEAD (fastai's loop, batches cut
-# and flipped, the metric, checkpoints), calibrated on full CPU-preset runs (docs/speed.md, the time
+# Predicted pipeline epoch = the steps' median time (with the stage's augmentation) x LOOP_OVERHEAD
+# (fastai's loop, batches cut, the metric, checkpoints), calibrated on full CPU-preset runs (docs/speed.md, the time
 # budget); a plan that errs either way is mended by rule replan.
 LOOP_OVERHEAD = 0.98
 # A plan below this scale trains every fold on less than half its configured epochs; there plan_budget
@@ -159,7 +159,7 @@ def _measure_worker(job: dict) -> dict:
         side = get_model_spec(job["model"]).input_size(stage["size"], job["native"])
         x = torch.randn(stage["batch_size"], 3, side, side).contiguous(memory_format=torch.channels_last)
         target = (torch.rand(stage["batch_size"], 1, job["native"], job["native"]) > 0.5).float()
-        augment = AugmentSettings(**stage["augment"]) if stage.get("augment") else None
+        augment = AugmentSettings(**stage["augment"]) if stage.get("augment") is not None else None
         steps[stage["stage"]] = make_train_step(train_model, x, target, job["bf16"], loss=stage["loss"],
                                                 aux_weight=stage["aux_weight"], aux_resolution=stage["aux_resolution"],
                                                 augment=augment)
@@ -175,8 +175,9 @@ def _measure_worker(job: dict) -> dict:
 def measure_steps(model: str, stages: list[dict], native: int, processes: int, threads: int, bf16: bool,
                   predict_batch_size: int, steps: int = TIMED_STEPS) -> dict:
     """Seconds per training step and per inference batch of each stage (dicts with stage, size,
-    batch_size, loss), and per prediction batch of predict_batch_size images, timed in `processes`
-    processes side by side with `threads` threads each, the slowest process's figure kept ->
+    batch_size, loss, aux_weight, aux_resolution and, optionally, augment: its keywords), and per
+    prediction batch of predict_batch_size images, timed in `processes` processes side by side with
+    `threads` threads each, the slowest process's figure kept ->
     {stage: s, stage + "_infer": s, "predict": s}.
 
     The processes are fresh interpreters (`python -m saltnet.performance.budget JOB`), not multiprocessing
