@@ -29,8 +29,8 @@ from typing import NoReturn
 import yaml
 
 __all__ = ["REPO", "SCHEMA_PATH", "PRESETS", "DEMO_PRESET", "ConfigError", "load_schema", "schema_defaults",
-           "coerce_config", "with_defaults", "complete_config", "check_augment", "validate_config", "merge_config",
-           "config_files", "resolve_config",
+           "coerce_config", "with_defaults", "complete_config", "INHERITED", "check_augment", "validate_config",
+           "merge_config", "config_files", "resolve_config",
            "parse_overrides", "preset_path", "resolve_ref", "check_folds", "run_folds", "nest", "stop"]
 
 REPO = Path(__file__).resolve().parents[3]
@@ -148,45 +148,39 @@ def resolve_config(files: list = (), overrides: Mapping | None = None, schema: d
         coerce_config(config, schema)
     except ValueError as err:
         raise ConfigError(str(err)) from None
-    silent = _stages_without(config, "augment")
-    config = _filled(config, schema)
-    validate_config(config, schema)
-    check_augment(config)
-    _inherit(config, silent, "augment")  # after the check, so a wrong top-level augment is named once
+
+    def check(filled: dict) -> None:
+        validate_config(filled, schema)
+        check_augment(filled)
+
+    config = complete_config(config, schema, check)
     check_folds(config["folds"])
     return config
 
 
-def complete_config(config: dict, schema: dict | None = None) -> dict:
+# A stage's keys that, not given, are the top-level key's value (written into the stage).
+INHERITED = ("loss", "augment")
+
+
+def complete_config(config: dict, schema: dict | None = None, check=None) -> dict:
     """A copy of a config (a run's config.yaml, written before a key existed, or a resolved one) as
-    resolve_config completes it, without validating it: the schema's defaults, and each stage's `loss` and
-    `augment` where it states none; so that two configs of one recipe compare equal."""
+    resolve_config completes it: the schema's defaults, then each stage's INHERITED keys where it states
+    none. check(config), where given, runs in between (the stages' own keys checked, the copies of the
+    top-level ones not yet there: a wrong top-level key is named once); so that two configs of one recipe
+    compare equal."""
     schema = schema or load_schema()
-    silent = _stages_without(config, "augment")
-    config = _filled(config, schema)
-    _inherit(config, silent, "augment")
-    return config
-
-
-def _filled(config: dict, schema: dict) -> dict:
-    """A copy of `config` with the schema's defaults, and each stage's loss where it states none."""
+    silent = {key: [stage for stage in STAGES if isinstance(config.get(stage), dict) and key not in config[stage]]
+              for key in INHERITED}
     config = with_defaults(config, schema)
     for stage in STAGES:
         if isinstance(config.get(stage), dict):
             config[stage] = _fill(config[stage], schema["definitions"]["stage"], schema)  # pseudo's anyOf: not filled
-            if isinstance(config.get("loss"), str):
-                config[stage].setdefault("loss", config["loss"])
+    if check is not None:
+        check(config)
+    for key, stages in silent.items():
+        for stage in stages:  # the defaults may have filled it with the key's own: the top-level one replaces them
+            config[stage][key] = copy.deepcopy(config[key])
     return config
-
-
-def _stages_without(config: dict, key: str) -> list[str]:
-    return [stage for stage in STAGES if isinstance(config.get(stage), dict) and key not in config[stage]]
-
-
-def _inherit(config: dict, stages: list[str], key: str) -> None:
-    """Each of `stages` gets a copy of the top-level `key` (the defaults filled it with the key's own)."""
-    for stage in stages:
-        config[stage][key] = copy.deepcopy(config[key])
 
 
 # The keys an affine map or brightness change needs; with augment.p 0 no image gets them.

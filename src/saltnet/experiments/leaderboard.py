@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from saltnet.config.resolve import STAGES
 from saltnet.evaluation.metric import image_scores
 from saltnet.evaluation.oof import load_oof, run_oof_files
 from saltnet.experiments.spec import config_differences, with_schema_defaults
@@ -52,7 +53,7 @@ def _differences(config: dict, baseline: dict) -> dict:
     """The keys `config` changes over `baseline`, both with the schema's defaults filled in; a stage's
     augment that is the top-level one in both is named once, at the top level."""
     config, baseline = with_schema_defaults(config), with_schema_defaults(baseline)
-    inherited = tuple(f"{stage}.augment." for stage in ("train", "finetune", "pseudo")
+    inherited = tuple(f"{stage}.augment." for stage in STAGES
                       if all(isinstance(c.get(stage), dict) and c[stage].get("augment") == c.get("augment")
                              for c in (config, baseline)))
     return {k: v for k, v in config_differences(config, baseline, IGNORED_KEYS).items() if not k.startswith(inherited)}
