@@ -181,6 +181,7 @@ def test_fold_past_its_time_limit_is_resubmitted_longer_and_resumes(tmp_path, sl
     assert f"resuming from checkpoint: {result['resumed_from_epoch']} epoch(s) already done" in log
 
 
+@pytest.mark.slow  # about 2 minutes on a 2-core AVX2-only CPU: docs/measured.md#demo-and-test-suite-timings
 @pytest.mark.snakemake
 def test_keep_going_then_a_plain_rerun_resubmits_only_the_failed_fold(tmp_path, slurm_env, profile):
     """Fold 1's job is cancelled after its first epoch; fold 0 goes on; a plain rerun submits fold 1 only."""

@@ -232,6 +232,10 @@ def plan_budget(budget_minutes: float, model: str, stages: list[dict], fold_size
     run_sizes = list(fold_sizes) if run is None else [fold_sizes[k] for k in run]
     fold_threads = max(1, min(fold_threads, cores))  # Snakemake caps a job's threads at --cores
     parallel, rounds = fold_rounds(len(run_sizes), cores, fold_threads)
+    if budget_minutes * 60 <= RESERVE_SECONDS:  # refused before minutes of timing: no plan can fit
+        raise ValueError(f"config key budget_minutes: {budget_minutes:g} min is too short: the jobs after training "
+                         f"alone are given {RESERVE_SECONDS:g} s; raise budget_minutes, or set it to null and choose "
+                         "the epochs yourself")
     load = os.getloadavg()[0]
     clock, started = time.time(), time.perf_counter()
     seconds = measure_steps(model, stages, native, parallel, fold_threads, bf16, predict_batch_size)
