@@ -57,6 +57,22 @@ def test_the_plan_aims_at_the_target_share_of_the_budget():
         plan_epochs(STAGES, rounds=1, budget_seconds=60, other_seconds=100, target_share=TARGET_SHARE)
 
 
+def test_a_budget_within_the_reserve_is_refused_before_any_timing(monkeypatch):
+    """0.5 min leaves nothing after the 45 s reserve: refused at once, not after minutes of timed steps."""
+    from saltnet.performance import budget
+
+    def timed(*args, **kwargs):
+        raise AssertionError("the steps were timed")
+
+    monkeypatch.setattr(budget, "measure_steps", timed)
+    stage = {"stage": "train", "epochs": 1, "size": 32, "batch_size": 2, "loss": "bce_dice"}
+    with pytest.raises(ValueError, match=r"budget_minutes: 0.5 min is too short: the jobs after training alone"):
+        budget.plan_budget(0.5, "resunet_scse_ds", [stage], [10, 10], 0.5, True, 8, 4, 101, 2, 1)
+    with pytest.raises(AssertionError, match="timed"):  # one second more than the reserve goes on to the timing
+        budget.plan_budget((budget.RESERVE_SECONDS + 1) / 60, "resunet_scse_ds", [stage], [10, 10], 0.5, True, 8, 4,
+                           101, 2, 1)
+
+
 def test_a_budget_below_one_epoch_per_stage_is_an_error_naming_the_key():
     with pytest.raises(ValueError, match="budget_minutes: 1 min is too short.*about 4 min"):
         plan_epochs(STAGES, rounds=1, budget_seconds=60, other_seconds=100)
