@@ -237,14 +237,15 @@ def run_sweep(workdir: Path, exp: Path, *args: str) -> subprocess.CompletedProce
 
 @pytest.fixture(scope="module")
 def demo_sweep(tmp_path_factory):
-    """A real sweep of the tiny demo config: 2 variants x 2 seeds, fold 1 of 2 each; (workdir, experiment
-    file, the sweep's completed process)."""
+    """A real sweep of the tiny demo config: 2 variants x 2 seeds, fold 1 of 2 each, two runs at once (their
+    jobs are single-threaded start-ups: side by side they halve the suite's time here; the wall times they
+    distort are not asserted); (workdir, experiment file, the sweep's completed process)."""
     tmp_path = tmp_path_factory.mktemp("sweep")
     base = tmp_path / "tiny.yaml"
     base.write_text(yaml.safe_dump({**TINY_CONFIG, "checkpoint_minutes": 5}))
     exp = experiment(tmp_path, "tiny_sweep", base=str(base), data_dir="demo", seeds=[1, 2],
                      proxy={"folds": {"run": [1]}, "fold_threads": 1}, vary={"train.lr": [3e-3]})
-    return tmp_path, exp, run_sweep(tmp_path, exp)
+    return tmp_path, exp, run_sweep(tmp_path, exp, "parallel_runs=2")
 
 
 @pytest.mark.snakemake
