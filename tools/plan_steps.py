@@ -16,10 +16,10 @@ import json
 import os
 import time
 
+from saltnet.config.resolve import PRESETS, resolve_config
 from saltnet.performance.budget import measure_steps
 
 AUX = {"aux_weight": 0.3, "aux_resolution": "output"}  # the CPU preset's deep supervision
-AUGMENT = {"hflip": True, "p": 0.0}  # the CPU preset's flips, timed with the step as plan_budget does
 STAGES = [{"stage": "train", "loss": "bce_dice"}, {"stage": "finetune", "loss": "symmetric_lovasz"},
           {"stage": "pseudo", "loss": "symmetric_lovasz"}]
 
@@ -28,7 +28,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-bf16", dest="bf16", action="store_false", help="time fp32 steps (default: bf16)")
     args = parser.parse_args()
-    stages = [{**s, "size": 128, "batch_size": 16, **AUX, "augment": AUGMENT} for s in STAGES]
+    augment = resolve_config([PRESETS / "cpu.yaml"])["augment"]  # timed with the step, as plan_budget does
+    stages = [{**s, "size": 128, "batch_size": 16, **AUX, "augment": augment} for s in STAGES]
     for n_stages, steps in ((3, 40), (2, 40), (3, 10), (2, 10)):
         start, load = time.time(), os.getloadavg()[0]  # when each measurement began, and the CPU's load then
         seconds = measure_steps("resunet_scse_ds", stages[:n_stages], native=101, processes=2, threads=1,

@@ -23,6 +23,7 @@ import numpy as np
 def measure(steps: int, seed: int, masks_path: str | None, bf16: bool) -> dict:
     import torch
 
+    from saltnet.config.resolve import PRESETS, resolve_config
     from saltnet.data.augment import AugmentSettings
     from saltnet.data.pack import load_packed
     from saltnet.models import build_model, get_model_spec
@@ -38,12 +39,13 @@ def measure(steps: int, seed: int, masks_path: str | None, bf16: bool) -> dict:
         targets["real"] = torch.from_numpy(masks[rows][:, None].astype(np.float32))
     side = get_model_spec("resunet_scse_ds").input_size(128, 101)
     x = torch.randn(16, 3, side, side).contiguous(memory_format=torch.channels_last)
+    augment = AugmentSettings(**resolve_config([PRESETS / "cpu.yaml"])["augment"])  # as plan_budget times it
     fns = {}
     for name, target in targets.items():
         for stage, loss in (("train", "bce_dice"), ("finetune", "symmetric_lovasz")):
             model = build_model("resunet_scse_ds", "none", 128).to(memory_format=torch.channels_last).train()
             fns[f"{stage}_{name}"] = make_train_step(model, x, target, bf16, loss=loss, aux_weight=0.3,
-                                                     aux_resolution="output", augment=AugmentSettings(hflip=True))
+                                                     aux_resolution="output", augment=augment)
     medians = _time_interleaved(fns, steps)
     return {"steps": steps, "seed": seed, **{k: round(v, 4) for k, v in medians.items()},
             **{f"ratio_{n}": round(medians[f"finetune_{n}"] / medians[f"train_{n}"], 3) for n in targets}}

@@ -99,6 +99,12 @@ def fold_rounds(n_folds: int, cores: int, fold_threads: int) -> tuple[int, int]:
     return parallel, math.ceil(n_folds / parallel)
 
 
+def _too_short(budget_seconds: float, why: str) -> ValueError:
+    """The error for a budget_minutes that cannot hold a plan; why: the words after "too short"."""
+    return ValueError(f"config key budget_minutes: {budget_seconds / 60:g} min is too short{why}; raise "
+                      "budget_minutes, or set it to null and choose the epochs yourself")
+
+
 def plan_epochs(stages: list[StageCost], rounds: int, budget_seconds: float, other_seconds: float,
                 max_scale: float = MAX_SCALE, target_share: float = 1.0) -> dict:
     """Scale all stages' epochs by one factor so that `rounds` waves of fold jobs plus other_seconds
@@ -112,10 +118,8 @@ def plan_epochs(stages: list[StageCost], rounds: int, budget_seconds: float, oth
     available = target_share * budget_seconds - other_seconds  # the end aimed at target_share of the budget
     minimum = rounds * sum(s.epoch_seconds for s in stages) + other_seconds
     if available <= 0 or minimum > budget_seconds:
-        raise ValueError(
-            f"config key budget_minutes: {budget_seconds / 60:g} min is too short on this machine: one epoch per "
-            f"stage and the predictions need about {math.ceil(minimum / 60)} min as measured here; raise "
-            "budget_minutes, or set it to null and choose the epochs yourself")
+        raise _too_short(budget_seconds, f" on this machine: one epoch per stage and the predictions need about "
+                                         f"{math.ceil(minimum / 60)} min as measured here")
     scale = min(max_scale, available / (rounds * per_fold))
     epochs = {s.stage: max(1, math.floor(scale * s.epochs)) for s in stages}
     predicted = rounds * sum(epochs[s.stage] * s.epoch_seconds for s in stages) + other_seconds
@@ -233,9 +237,7 @@ def plan_budget(budget_minutes: float, model: str, stages: list[dict], fold_size
     fold_threads = max(1, min(fold_threads, cores))  # Snakemake caps a job's threads at --cores
     parallel, rounds = fold_rounds(len(run_sizes), cores, fold_threads)
     if budget_minutes * 60 <= RESERVE_SECONDS:  # refused before minutes of timing: no plan can fit
-        raise ValueError(f"config key budget_minutes: {budget_minutes:g} min is too short: the jobs after training "
-                         f"alone are given {RESERVE_SECONDS:g} s; raise budget_minutes, or set it to null and choose "
-                         "the epochs yourself")
+        raise _too_short(budget_minutes * 60, f": the jobs after training alone are given {RESERVE_SECONDS:g} s")
     load = os.getloadavg()[0]
     clock, started = time.time(), time.perf_counter()
     seconds = measure_steps(model, stages, native, parallel, fold_threads, bf16, predict_batch_size)
