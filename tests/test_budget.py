@@ -455,3 +455,23 @@ def test_plan_of_a_proxy_counts_only_the_folds_that_run(monkeypatch):
     assert proxy["stages"][0]["train_steps"] == every["stages"][0]["train_steps"] == 2250 // 16
     assert proxy["predict_images"] == 750 + 1000
     assert proxy["epochs"]["train"] > 1.5 * every["epochs"]["train"]
+
+
+def test_plan_counts_each_predicting_model(monkeypatch):
+    """config predict.stages of two models: each predicts its fold's images and the test set, beside the
+    finetune models' labelling of the test set for the pseudo stage; so does the pseudo stage's replan."""
+    from saltnet.performance import budget
+
+    seconds = {f"{s}{part}": 0.05 for s in ("train", "finetune", "pseudo") for part in ("", "_infer")}
+    monkeypatch.setattr(budget, "measure_steps", lambda *args, **kwargs: {**seconds, "predict": 0.02})
+    stages = [{"stage": s, "epochs": 4, "size": 128, "batch_size": 16, "loss": "bce", "aux_weight": 0.3,
+               "aux_resolution": "output"} for s in ("train", "finetune", "pseudo")]
+    one, two = (budget.plan_budget(60, "resunet_scse_ds", stages, [750] * 4, 1.0, False, 50, 1000, 101, 2, 1,
+                                   predict_models=n) for n in (1, 2))
+    # 2 rounds of (one model's fold and test images + the labelling's test images)
+    assert one["predict_images"] == 2 * (750 + 1000 + 1000)
+    assert two["predict_images"] == 2 * (2 * (750 + 1000) + 1000)
+    assert two["predict_seconds"] > one["predict_seconds"]
+    labelled = [{"seconds": 10.0, "test_images": 1000}]
+    assert budget.labelled_predict_seconds(two, labelled) == pytest.approx(
+        2 * budget.labelled_predict_seconds(one, labelled))

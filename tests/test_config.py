@@ -118,6 +118,24 @@ def test_dry_run_accepts_config_as_typed(tiny_workdir):
     assert re.search(r"^train_fold\s+3$", proc.stdout, re.MULTILINE)
 
 
+def _predict_inputs(dry_run_stdout: str) -> dict[str, list[str]]:
+    """fold -> the model files of its predict_fold job, from a dry run's job blocks."""
+    blocks = re.findall(r"^rule predict_fold:\n    input: (.*)\n    output: results/predict/fold(\d+)/test\.npz",
+                        dry_run_stdout, re.M)
+    return {fold: sorted(p for p in inputs.split(", ") if p.endswith("model.pth")) for inputs, fold in blocks}
+
+
+@pytest.mark.snakemake
+def test_dry_run_predicts_each_fold_with_the_models_of_predict_stages(tiny_workdir):
+    """predict.stages [train, finetune]: each fold's prediction job takes both stages' model files; by
+    default the last stage's alone."""
+    both = _predict_inputs(run_snakemake(tiny_workdir, "-n", "--config", "predict={stages: [train, finetune]}").stdout)
+    assert both == {fold: [f"results/finetune/fold{fold}/model.pth", f"results/train/fold{fold}/model.pth"]
+                    for fold in ("0", "1")}
+    assert _predict_inputs(run_snakemake(tiny_workdir, "-n").stdout) == {
+        fold: [f"results/finetune/fold{fold}/model.pth"] for fold in ("0", "1")}
+
+
 @pytest.mark.snakemake
 def test_dry_run_dotted_key_in_config_file_names_the_fix(tiny_workdir):
     extra = tiny_workdir / "extra.yaml"
@@ -184,3 +202,35 @@ def test_optional_stage_given_as_a_string_is_a_stage():
     stage = "{size: 128, epochs: 3, batch_size: 16, lr: 1e-3, wd: 1e-4}"
     config = resolve_config([PRESETS / "cpu.yaml"], {"pseudo": stage})
     assert config["pseudo"]["epochs"] == 3 and config["pseudo"]["lr"] == 1e-3
+
+
+@pytest.mark.parametrize("overrides, stages", [
+    ({}, ["finetune", "pseudo"]),  # the preset's
+    ({"predict": {"stages": []}}, ["pseudo"]),  # [] is the last stage's models alone
+    ({"pseudo": None}, ["finetune"]),  # the preset's less the stage this run does not train
+    ({"predict": {"stages": ["pseudo", "finetune"]}}, ["finetune", "pseudo"]),  # in training order
+    ({"pseudo": None, "predict": {"stages": ["train", "finetune"]}}, ["train", "finetune"]),
+    ({"predict": {"stages": ["pseudo"]}}, ["pseudo"]),
+    # a stage the run does not train is left out, and the resolved config says so
+    ({"pseudo": None, "predict": {"stages": ["finetune", "pseudo"]}}, ["finetune"]),
+])
+def test_the_stages_whose_models_predict(overrides, stages):
+    from saltnet.config.resolve import predict_stages
+
+    config = resolve_config([PRESETS / "cpu.yaml"], overrides)
+    assert predict_stages(config) == stages
+    assert config["predict"]["stages"] in (stages, [])
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"predict": {"stages": ["finetune"]}},
+     "config key predict.stages: ['finetune'] leaves out the last stage this run trains, 'pseudo', which would "
+     "then train for nothing"),
+    ({"pseudo": None, "predict": {"stages": ["pseudo"]}},
+     "['pseudo'] leaves out the last stage this run trains, 'finetune'"),
+    ({"predict": {"stages": ["finetune", "swa"]}}, "predict.stages"),
+    ({"predict": {"stages": ["finetune", "finetune"]}}, "predict.stages"),
+])
+def test_a_predicting_stage_the_run_has_not_is_refused(overrides, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        resolve_config([PRESETS / "cpu.yaml"], overrides)

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from conftest import REPO, SNAKEMAKE, TINY_CONFIG, require_marker
-from saltnet.config.resolve import ConfigError, resolve_config
+from saltnet.config.resolve import PRESETS, ConfigError, resolve_config
 from saltnet.experiments.leaderboard import collect_runs, variant_gains
 from saltnet.experiments.runner import check_run_folders, pipeline_command, write_run_config
 from saltnet.experiments.spec import config_differences, load_experiment
@@ -118,6 +118,18 @@ def test_the_leaderboard_names_an_inherited_stage_augment_once_and_a_stages_own_
     own = resolve_config(overrides={**TINY_CONFIG, "finetune": own_finetune})
     assert _differences(own, base) == {f"finetune.augment.{k}": v for k, v in own["finetune"]["augment"].items()
                                        if v != TINY_CONFIG["augment"][k]}
+
+
+def test_the_leaderboard_names_an_inherited_stage_loss_once():
+    """A top-level loss change that the Lovasz stages inherit is one difference, `loss`; a stage's own loss
+    is named by its stage."""
+    from saltnet.experiments.leaderboard import _differences
+
+    base = resolve_config([PRESETS / "cpu.yaml"])
+    changed = resolve_config([PRESETS / "cpu.yaml"], {"loss": "lovasz_hinge"})
+    assert _differences(changed, base) == {"loss": "lovasz_hinge"}
+    own = resolve_config([PRESETS / "cpu.yaml"], {"pseudo": {**base["pseudo"], "loss": "lovasz_hinge"}})
+    assert _differences(own, base) == {"pseudo.loss": "lovasz_hinge"}
 
 
 # --- the run folders ----------------------------------------------------------------------------------

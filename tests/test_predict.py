@@ -82,3 +82,67 @@ def test_flip_alone_is_the_mean_of_the_image_and_its_mirror():
 def test_a_shift_larger_than_the_image_is_refused():
     with pytest.raises(ValueError, match="TTA shift of 101 px does not fit a 101x101"):
         predict_probs(Pixelwise(), random_images(1), 101, CPU, shifts=[(101, 0)])
+
+
+@pytest.fixture(scope="module")
+def two_stages(tmp_path_factory):
+    """Packed arrays of 6 images in 2 folds and two model files of resunet_scse (random init, other seeds),
+    written as a finetune's and a pseudo stage's."""
+    from saltnet.config.settings import TrainSettings
+    from saltnet.models.modelfile import save_model_file
+    from saltnet.runtime.atomic import write_npz
+    from saltnet.steps import folds_step
+
+    root = tmp_path_factory.mktemp("stages")
+    rng = np.random.default_rng(1)
+    ids = np.array([f"img{i}" for i in range(6)])
+    write_npz(root / "train.npz", ids=ids, images=random_images(6),
+              masks=(rng.random((6, 101, 101)) > 0.5).astype(np.uint8))
+    write_npz(root / "test.npz", ids=np.array(["t0", "t1", "t2"]), images=random_images(3)[::-1].copy())
+    folds_step(str(root / "train.npz"), 2, 0, str(root / "folds.parquet"))
+    settings = {}
+    for seed, stage in enumerate(("finetune", "pseudo")):
+        torch.manual_seed(seed)
+        settings[stage] = TrainSettings(model="resunet_scse", size=128, epochs=4, batch_size=8,
+                                        lr=1e-3 if stage == "finetune" else 5e-4, wd=1e-7)
+        save_model_file(root / f"{stage}.pth", build_model("resunet_scse", "none", 128).state_dict(),
+                        settings[stage], stage)
+    return root, settings
+
+
+def _predict(root, weights, expected, name):
+    from saltnet.steps import predict_step
+
+    predict_step(weights, str(root / "train.npz"), str(root / "test.npz"), str(root / "folds.parquet"), 1,
+                 str(root / f"{name}-test.npz"), str(root / f"{name}-oof.npz"), str(root / "locks"), batch_size=4,
+                 tta=True, shifts=[], bf16=False, expected=expected, gpu_slots=0)
+    return {part: dict(np.load(root / f"{name}-{part}.npz")) for part in ("test", "oof")}
+
+
+def test_a_fold_predicted_by_two_stages_models_is_the_mean_of_each(two_stages):
+    """config predict.stages [finetune, pseudo]: each fold's test and out-of-fold probabilities are the mean of
+    the two models' (in their dtype), for the same ids; one model alone is what it always was."""
+    root, settings = two_stages
+    alone = {stage: _predict(root, str(root / f"{stage}.pth"), settings[stage], stage) for stage in settings}
+    both = _predict(root, [str(root / f"{s}.pth") for s in settings], [settings[s] for s in settings], "both")
+    for part in ("test", "oof"):
+        first, second = alone["finetune"][part]["probs"], alone["pseudo"][part]["probs"]
+        assert np.abs(first.astype(np.float32) - second).max() > 0.01  # two different models
+        mean = (first.astype(np.float32) + second) / 2
+        assert both[part]["probs"].dtype == first.dtype
+        np.testing.assert_allclose(both[part]["probs"].astype(np.float32), mean, atol=1e-3)
+        np.testing.assert_array_equal(both[part]["ids"], alone["finetune"][part]["ids"])
+    assert list(both["test"]["ids"]) == ["t0", "t1", "t2"] and len(both["oof"]["ids"]) == 3
+
+
+def test_a_model_file_of_another_recipe_among_them_is_refused_before_any_prediction(two_stages, monkeypatch):
+    """The second stage's file (another lr) checked against the first stage's settings: ValueError naming the
+    file, before the first model predicts anything, and no output written."""
+    from saltnet.inference import predict
+
+    root, settings = two_stages
+    called = []
+    monkeypatch.setattr(predict, "predict_probs", lambda *args, **kwargs: called.append(1))
+    with pytest.raises(ValueError, match="pseudo.pth"):
+        _predict(root, [str(root / "finetune.pth"), str(root / "pseudo.pth")], [settings["finetune"]] * 2, "wrong")
+    assert not called and not list(root.glob("wrong-*"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +54,7 @@ def folds_step(packed_train: str, n_folds: int, seed: int, out: str) -> None:
 def budget_step(packed_test: str, folds: str, budget_minutes: float, model: str, stages: list[dict],
                 valid_fraction: float, predict_tta: bool, predict_batch_size: int, native: int, cores: int,
                 fold_threads: int, bf16: bool | str, out: str, predict_shifts: list,
-                run_folds: list[int] | None = None) -> None:
+                run_folds: list[int] | None = None, predict_models: int = 1) -> None:
     """Plan the epochs that fit budget_minutes on this machine (saltnet.performance.budget) for the folds that
     train (run_folds; None: all of the split's); write them to `out`."""
     import torch
@@ -70,7 +71,7 @@ def budget_step(packed_test: str, folds: str, budget_minutes: float, model: str,
                          "and choose the epochs")
     plan = plan_budget(budget_minutes, model, stages, fold_sizes, valid_fraction, predict_tta, predict_batch_size,
                        n_test, native, cores, fold_threads, bf16=resolve_bf16(bf16, torch.device("cpu")).bf16,
-                       predict_shifts=predict_shifts, run=run_folds)
+                       predict_shifts=predict_shifts, run=run_folds, predict_models=predict_models)
     plan["machine"] = cpu_info()
     log.info("budget %g min: epochs %s (scale %.2f of the configured), predicted %.1f min; %s", budget_minutes,
              plan["epochs"], plan["scale"], plan["predicted_seconds"] / 60,
@@ -210,36 +211,72 @@ def train_step(packed_train: str, folds: str, fold: int, settings: TrainSettings
         (Path(work_dir) / name).unlink(missing_ok=True)
 
 
-def predict_step(weights: str, packed_train: str, packed_test: str, folds: str, fold: int, out_test: str,
-                 out_oof: str, lock_dir: str, batch_size: int, tta: bool, shifts: list, bf16: bool | str,
-                 expected: TrainSettings | None = None, gpu_slots: int | None = None) -> None:
+def predict_step(weights: str | Sequence[str], packed_train: str, packed_test: str, folds: str, fold: int,
+                 out_test: str, out_oof: str, lock_dir: str, batch_size: int, tta: bool, shifts: list,
+                 bf16: bool | str, expected: TrainSettings | Sequence[TrainSettings] | None = None,
+                 gpu_slots: int | None = None) -> None:
     """TTA probabilities (flip, shifts: see predict.tta_views) of the fold's model on the test set and on its
-    own validation images. The architecture and size come from the model file; `expected` (the config's
-    finetune settings) must match the recipe it was trained with, else ValueError naming both.
+    own validation images; with several model files (config predict.stages: one training's stages), the mean
+    of their probabilities. The architecture and size come from each model file; `expected` (the config's
+    settings of each file's stage, in the same order) must match the recipe it was trained with, else
+    ValueError naming both, before anything is predicted.
 
     bf16: config key bf16 (True, False or 'auto'), resolved for the device this job holds.
     """
     from saltnet.inference.predict import predict_probs
     from saltnet.models import get_model_spec
-    from saltnet.models.modelfile import load_model
+    from saltnet.models.modelfile import check_model_file, load_model, read_model_file
     from saltnet.runtime.device import device_lease
     from saltnet.runtime.precision import resolve_bf16
 
-    model, found = load_model(weights, expected)
-    log.info("fold %d: %s (%s)", fold, weights, found.describe())
+    weights = [weights] if isinstance(weights, str) else list(weights)
+    expected = expected if isinstance(expected, (list, tuple)) else [expected] * len(weights)
+    if len(expected) != len(weights):
+        raise ValueError(f"fold {fold}: {len(weights)} model files but {len(expected)} stages' settings to check "
+                         "them against")
+    for path, settings in zip(weights, expected):  # every file checked before any prediction
+        found = read_model_file(path)
+        if settings is not None:
+            check_model_file(found, settings)
     train, test = load_packed(packed_train), load_packed(packed_test)
     _, valid_idx = fold_indices(pd.read_parquet(folds), train.ids, fold)
-    input_size = get_model_spec(found.model).input_size(found.size, train.images.shape[-1])
+    test_mean, oof_mean = _RunningMean(), _RunningMean()
     with device_lease(lock_dir, gpu_slots) as lease:
         precision = resolve_bf16(bf16, lease.device)
-        log.info("fold %d: predicting %d test and %d out-of-fold images on %s, precision %s (%s)", fold,
-                 len(test.ids), len(valid_idx), lease.device, precision.name, precision.reason)
-        kwargs = dict(size=input_size, device=lease.device, batch_size=batch_size, tta=tta, shifts=shifts,
-                      bf16=precision.bf16)
-        test_probs = predict_probs(model, test.images, desc=f"fold {fold} test", **kwargs)
-        oof_probs = predict_probs(model, train.images[valid_idx], desc=f"fold {fold} out-of-fold", **kwargs)
-    write_npz(out_test, ids=test.ids, probs=test_probs)
-    write_npz(out_oof, ids=train.ids[valid_idx], probs=oof_probs)
+        log.info("fold %d: predicting %d test and %d out-of-fold images on %s with %d model(s), precision %s (%s)",
+                 fold, len(test.ids), len(valid_idx), lease.device, len(weights), precision.name, precision.reason)
+        for path in weights:
+            model, found = load_model(path)
+            log.info("fold %d: %s (%s)", fold, path, found.describe())
+            input_size = get_model_spec(found.model).input_size(found.size, train.images.shape[-1])
+            kwargs = dict(size=input_size, device=lease.device, batch_size=batch_size, tta=tta, shifts=shifts,
+                          bf16=precision.bf16)
+            test_mean.add(predict_probs(model, test.images, desc=f"fold {fold} test", **kwargs))
+            oof_mean.add(predict_probs(model, train.images[valid_idx], desc=f"fold {fold} out-of-fold", **kwargs))
+    write_npz(out_test, ids=test.ids, probs=test_mean.value())
+    write_npz(out_oof, ids=train.ids[valid_idx], probs=oof_mean.value())
+
+
+class _RunningMean:
+    """The mean of models' probabilities (each (N, H, W)), summed in float32 one model at a time, in the dtype
+    predict_probs gives; one model's unchanged."""
+
+    def __init__(self):
+        self.first, self.total, self.count = None, None, 0
+
+    def add(self, probs: np.ndarray) -> None:
+        if self.first is None:
+            self.first = probs
+        else:
+            if self.total is None:
+                self.total = self.first.astype(np.float32)
+            self.total += probs
+        self.count += 1
+
+    def value(self) -> np.ndarray:
+        if self.total is None:
+            return self.first
+        return (self.total / self.count).astype(self.first.dtype)
 
 
 def _steady_epoch_seconds(history: pd.DataFrame) -> float | None:

@@ -14,6 +14,7 @@ budget_step(
     predict_tta=snakemake.params.predict_tta,
     predict_shifts=snakemake.params.predict_shifts,
     predict_batch_size=snakemake.params.predict_batch_size,
+    predict_models=snakemake.params.predict_models,
     native=snakemake.params.image_size,
     cores=snakemake.threads,
     fold_threads=snakemake.params.fold_threads,

@@ -1,4 +1,5 @@
-"""Rule predict_fold: flip-TTA probabilities of one fold's model on test and out-of-fold images."""
+"""Rule predict_fold: flip-TTA probabilities of one fold's model (the mean of config predict.stages' models) on
+test and out-of-fold images."""
 
 from saltnet.config.settings import TrainSettings
 from saltnet.runtime.jobs import set_threads, setup_logging
@@ -7,8 +8,8 @@ from saltnet.steps import predict_step
 setup_logging(snakemake.log[0])
 set_threads(snakemake.threads)
 predict_step(
-    weights=snakemake.input.model,
-    expected=TrainSettings(**snakemake.params.settings),  # the config's finetune: the model file must match
+    weights=list(snakemake.input.models),
+    expected=[TrainSettings(**settings) for settings in snakemake.params.settings],  # each model file must match
     packed_train=snakemake.input.train,
     packed_test=snakemake.input.test,
     folds=snakemake.input.folds,

@@ -1,6 +1,6 @@
 rule predict_fold:
     input:
-        model=f"results/{FINAL_STAGE}/fold{{fold}}/model.pth",  # the finetune's, or the pseudo stage's
+        models=[f"results/{stage}/fold{{fold}}/model.pth" for stage in PREDICT_STAGES],  # probabilities averaged
         train=rules.pack_data.output.train,
         test=rules.pack_data.output.test,
         folds=rules.split_folds.output[0],
@@ -16,10 +16,10 @@ rule predict_fold:
         "../../envs/train.yaml"
     threads: fold_threads
     resources:
-        **gpu_resources(60),
+        **gpu_resources(60 * len(PREDICT_STAGES)),
     params:
-        settings=stage_settings(FINAL_STAGE),  # what the model file must have been trained with
-        predict=config["predict"],
+        settings=[stage_settings(stage) for stage in PREDICT_STAGES],  # what each model file was trained with
+        predict=PREDICT_VIEWS,
         bf16=config["bf16"],
         lock_dir=LOCK_DIR,
         gpu_slots=config["gpu_slots"],

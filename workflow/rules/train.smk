@@ -71,6 +71,7 @@ rule plan_budget:
         predict_tta=config["predict"]["tta"],
         predict_shifts=config["predict"]["shifts"],
         predict_batch_size=config["predict"]["batch_size"],
+        predict_models=len(PREDICT_STAGES),  # each fold's models that predict its images and the test set
         image_size=rules.pack_data.params.image_size,  # the native side the packed images have
         fold_threads=fold_threads,  # a function: --cores is read when the job runs, not when the rules are
         bf16=config["bf16"],
@@ -154,7 +155,7 @@ rule pseudo_labels:
         **gpu_resources(30),
     params:
         settings=stage_settings("finetune"),  # what the model file must have been trained with
-        predict=config["predict"],
+        predict=PREDICT_VIEWS,
         rule=config["pseudo_labels"],
         bf16=config["bf16"],
         lock_dir=LOCK_DIR,

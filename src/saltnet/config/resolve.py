@@ -31,7 +31,8 @@ import yaml
 __all__ = ["REPO", "SCHEMA_PATH", "PRESETS", "DEMO_PRESET", "ConfigError", "load_schema", "schema_defaults",
            "coerce_config", "with_defaults", "complete_config", "INHERITED", "check_augment", "validate_config",
            "merge_config", "config_files", "resolve_config",
-           "parse_overrides", "preset_path", "resolve_ref", "check_folds", "run_folds", "nest", "stop"]
+           "parse_overrides", "preset_path", "resolve_ref", "check_folds", "check_predict_stages", "predict_stages",
+           "run_folds", "nest", "stop"]
 
 REPO = Path(__file__).resolve().parents[3]
 SCHEMA_PATH = REPO / "workflow/schemas/config.schema.yaml"
@@ -155,6 +156,7 @@ def resolve_config(files: list = (), overrides: Mapping | None = None, schema: d
 
     config = complete_config(config, schema, check)
     check_folds(config["folds"])
+    config["predict"]["stages"] = check_predict_stages(config)
     return config
 
 
@@ -205,6 +207,26 @@ def check_folds(folds: dict) -> None:
     if outside:
         raise ConfigError(f"config key folds.run: fold {outside[0]} is not one of the folds.n = {folds['n']} "
                           f"folds (they are 0 to {folds['n'] - 1}); write e.g. folds={{n: {folds['n']}, run: [0]}}")
+
+
+def check_predict_stages(config: dict) -> list[str]:
+    """config predict.stages in training order, less the stages this run does not train (a preset's
+    [finetune, pseudo] with pseudo: null is [finetune]), which the resolved config then states; what the schema
+    cannot say: the last stage must be among them (its folds' predictions come after all training, as the time
+    budget plans them)."""
+    given, present = config["predict"].get("stages") or [], [stage for stage in STAGES if config.get(stage)]
+    named = [stage for stage in present if stage in given]  # in training order
+    if given and present[-1] not in named:
+        raise ConfigError(f"config key predict.stages: {given} leaves out the last stage this run trains, "
+                          f"{present[-1]!r}, which would then train for nothing; name it too (e.g. "
+                          f"{[*named, present[-1]]}), or [] for its models alone")
+    return named
+
+
+def predict_stages(config: dict) -> list[str]:
+    """The stages whose models predict (config predict.stages), in training order: [] is the last stage's."""
+    named = config["predict"].get("stages") or [[stage for stage in STAGES if config.get(stage)][-1]]
+    return [stage for stage in STAGES if stage in named]
 
 
 def run_folds(folds: dict) -> list[int]:

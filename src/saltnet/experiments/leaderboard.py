@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from saltnet.config.resolve import STAGES
+from saltnet.config.resolve import INHERITED, STAGES
 from saltnet.evaluation.metric import image_scores
 from saltnet.evaluation.oof import load_oof, run_oof_files
 from saltnet.experiments.spec import config_differences, with_schema_defaults
@@ -51,12 +51,12 @@ def _stage_epochs(results: Path, stage: str, folds: list[int]) -> tuple[float | 
 
 def _differences(config: dict, baseline: dict) -> dict:
     """The keys `config` changes over `baseline`, both with the schema's defaults filled in; a stage's
-    augment that is the top-level one in both is named once, at the top level."""
+    INHERITED key (its loss, its augment) that is the top-level one in both is named once, at the top level."""
     config, baseline = with_schema_defaults(config), with_schema_defaults(baseline)
-    inherited = tuple(f"{stage}.augment." for stage in STAGES
-                      if all(isinstance(c.get(stage), dict) and c[stage].get("augment") == c.get("augment")
-                             for c in (config, baseline)))
-    return {k: v for k, v in config_differences(config, baseline, IGNORED_KEYS).items() if not k.startswith(inherited)}
+    inherited = [f"{stage}.{key}" for key in INHERITED for stage in STAGES
+                 if all(isinstance(c.get(stage), dict) and c[stage].get(key) == c.get(key) for c in (config, baseline))]
+    return {k: v for k, v in config_differences(config, baseline, IGNORED_KEYS).items()
+            if not any(k == name or k.startswith(name + ".") for name in inherited)}
 
 
 def run_record(folder: str | Path, variant: str, seed: int | None, baseline_config: dict | None) -> dict:

@@ -222,13 +222,14 @@ def _predict_seconds(images: int, batch_seconds: float, batch_size: int) -> floa
 
 def plan_budget(budget_minutes: float, model: str, stages: list[dict], fold_sizes: list[int], valid_fraction: float,
                 predict_tta: bool, predict_batch_size: int, n_test: int, native: int, cores: int, fold_threads: int,
-                bf16: bool = False, predict_shifts: list = (), run: list[int] | None = None) -> dict:
+                bf16: bool = False, predict_shifts: list = (), run: list[int] | None = None,
+                predict_models: int = 1) -> dict:
     """The plan written to results/budget.json (see the module docstring).
 
     stages: per stage dicts with stage, epochs, size, batch_size, loss (and augment: its keywords, timed
     with the step); fold_sizes: images per fold, all folds of the split; run: the folds that train (config
     folds.run), None: all of them; predict_tta, predict_batch_size, predict_shifts: config predict's tta,
-    batch_size and shifts.
+    batch_size and shifts; predict_models: the models per fold that predict (config predict.stages).
     """
     from saltnet.inference.predict import tta_views
     from saltnet.training.fold import valid_count
@@ -253,15 +254,16 @@ def plan_budget(budget_minutes: float, model: str, stages: list[dict], fold_size
                                seconds[stage["stage"]], seconds[stage["stage"] + "_infer"]))
     views = len(tta_views(predict_tta, predict_shifts))
     pseudo = any(stage["stage"] == "pseudo" for stage in stages)
-    # per process, flips and shifts included; with a pseudo stage the finetune models also label the test set
-    predict_images = rounds * (largest + n_test * (2 if pseudo else 1)) * views
+    # per process, flips and shifts included: each predicting model its fold's images and the test set; with a
+    # pseudo stage the finetune models also label the test set
+    predict_images = rounds * ((largest + n_test) * predict_models + (n_test if pseudo else 0)) * views
     predict_seconds = _predict_seconds(predict_images, seconds["predict"], predict_batch_size)
     measured = time.perf_counter() - started
     plan = plan_epochs(costs, rounds, budget_minutes * 60, predict_seconds + RESERVE_SECONDS + measured,
                        target_share=TARGET_SHARE)
     return {**plan, "budget_minutes": budget_minutes, "parallel_folds": parallel, "rounds": rounds,
             "fold_threads": fold_threads, "predict_seconds": round(predict_seconds, 1),
-            "predict_images": predict_images,
+            "predict_images": predict_images, "predict_models": predict_models,
             "reserve_seconds": RESERVE_SECONDS, "planning_seconds": round(measured, 1),
             "load_avg_1m": round(load, 2), "busy": load > BUSY_LOAD_PER_CORE * cores,
             "started": clock, "target_share": TARGET_SHARE, "n_test": n_test, "largest_fold": largest,
@@ -386,9 +388,10 @@ def replan_stage(plan: dict, stage: str, done: dict[str, list[dict]], now: float
 
 def labelled_predict_seconds(plan: dict, summaries: list[dict]) -> float:
     """The final predictions' seconds, measured by the pseudo stage's labelling (each fold's labels.json):
-    each fold's test set again, at its labelling's speed, and its own images, per round of folds."""
+    each fold's test set again, at its labelling's speed, and its own images, by each predicting model, per
+    round of folds."""
     per_image = max(summary["seconds"] / max(1, summary["test_images"]) for summary in summaries)
-    return plan["rounds"] * per_image * (plan["n_test"] + plan["largest_fold"])
+    return plan["rounds"] * per_image * (plan["n_test"] + plan["largest_fold"]) * plan.get("predict_models", 1)
 
 
 def _one_more(epochs: int, cap: float, predicted: float, more: float, budget: float) -> tuple[int, float]:

@@ -86,7 +86,8 @@ def _budget_section(budget: str | Path | None, folds: pd.DataFrame, replans: lis
     line = (f"budget {plan['budget_minutes']:g} min: every stage's epochs scaled by {plan['scale']:.3g}; "
             f"{plan['parallel_folds']} fold(s) side by side with {plan['fold_threads']} thread(s) each, "
             f"{plan['rounds']} round(s); whole DAG predicted {plan['predicted_seconds'] / 60:.1f} min (prediction "
-            f"{plan['predict_seconds']:.0f} s per round, {plan['reserve_seconds']:.0f} s reserved, planning "
+            f"{plan['predict_seconds']:.0f} s in all, {plan.get('predict_models', 1)} model(s) per fold, "
+            f"{plan['reserve_seconds']:.0f} s reserved, planning "
             f"{plan['planning_seconds']:.0f} s); CPU {plan.get('machine', {}).get('cpu_model', '?')}")
     if plan.get("busy"):
         line += (f". The CPU was busy when it was measured (1-minute load average {plan['load_avg_1m']:g}): "
