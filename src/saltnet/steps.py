@@ -225,7 +225,7 @@ def predict_step(weights: str | Sequence[str], packed_train: str, packed_test: s
     """
     from saltnet.inference.predict import predict_probs
     from saltnet.models import get_model_spec
-    from saltnet.models.modelfile import check_model_file, load_model, read_model_file
+    from saltnet.models.modelfile import check_model_file, read_model_file
     from saltnet.runtime.device import device_lease
     from saltnet.runtime.precision import resolve_bf16
 
@@ -234,49 +234,29 @@ def predict_step(weights: str | Sequence[str], packed_train: str, packed_test: s
     if len(expected) != len(weights):
         raise ValueError(f"fold {fold}: {len(weights)} model files but {len(expected)} stages' settings to check "
                          "them against")
-    for path, settings in zip(weights, expected):  # every file checked before any prediction
-        found = read_model_file(path)
+    files = [read_model_file(path) for path in weights]
+    for found, settings in zip(files, expected):  # every file checked before any prediction
         if settings is not None:
             check_model_file(found, settings)
     train, test = load_packed(packed_train), load_packed(packed_test)
     _, valid_idx = fold_indices(pd.read_parquet(folds), train.ids, fold)
-    test_mean, oof_mean = _RunningMean(), _RunningMean()
+    test_sum, oof_sum = 0.0, 0.0  # the models' probabilities summed in float32, one model at a time
     with device_lease(lock_dir, gpu_slots) as lease:
         precision = resolve_bf16(bf16, lease.device)
         log.info("fold %d: predicting %d test and %d out-of-fold images on %s with %d model(s), precision %s (%s)",
-                 fold, len(test.ids), len(valid_idx), lease.device, len(weights), precision.name, precision.reason)
-        for path in weights:
-            model, found = load_model(path)
-            log.info("fold %d: %s (%s)", fold, path, found.describe())
+                 fold, len(test.ids), len(valid_idx), lease.device, len(files), precision.name, precision.reason)
+        for found in files:
+            log.info("fold %d: %s (%s)", fold, found.path, found.describe())
             input_size = get_model_spec(found.model).input_size(found.size, train.images.shape[-1])
             kwargs = dict(size=input_size, device=lease.device, batch_size=batch_size, tta=tta, shifts=shifts,
                           bf16=precision.bf16)
-            test_mean.add(predict_probs(model, test.images, desc=f"fold {fold} test", **kwargs))
-            oof_mean.add(predict_probs(model, train.images[valid_idx], desc=f"fold {fold} out-of-fold", **kwargs))
-    write_npz(out_test, ids=test.ids, probs=test_mean.value())
-    write_npz(out_oof, ids=train.ids[valid_idx], probs=oof_mean.value())
-
-
-class _RunningMean:
-    """The mean of models' probabilities (each (N, H, W)), summed in float32 one model at a time, in the dtype
-    predict_probs gives; one model's unchanged."""
-
-    def __init__(self):
-        self.first, self.total, self.count = None, None, 0
-
-    def add(self, probs: np.ndarray) -> None:
-        if self.first is None:
-            self.first = probs
-        else:
-            if self.total is None:
-                self.total = self.first.astype(np.float32)
-            self.total += probs
-        self.count += 1
-
-    def value(self) -> np.ndarray:
-        if self.total is None:
-            return self.first
-        return (self.total / self.count).astype(self.first.dtype)
+            model = found.build()
+            test_probs = predict_probs(model, test.images, desc=f"fold {fold} test", **kwargs)
+            oof_probs = predict_probs(model, train.images[valid_idx], desc=f"fold {fold} out-of-fold", **kwargs)
+            test_sum, oof_sum = test_sum + test_probs.astype(np.float32), oof_sum + oof_probs.astype(np.float32)
+    # the mean in predict_probs' dtype: one model's probabilities come back exactly as predicted
+    write_npz(out_test, ids=test.ids, probs=(test_sum / len(files)).astype(test_probs.dtype))
+    write_npz(out_oof, ids=train.ids[valid_idx], probs=(oof_sum / len(files)).astype(oof_probs.dtype))
 
 
 def _steady_epoch_seconds(history: pd.DataFrame) -> float | None:

@@ -214,7 +214,7 @@ def check_predict_stages(config: dict) -> list[str]:
     [finetune, pseudo] with pseudo: null is [finetune]), which the resolved config then states; what the schema
     cannot say: the last stage must be among them (its folds' predictions come after all training, as the time
     budget plans them)."""
-    given, present = config["predict"].get("stages") or [], [stage for stage in STAGES if config.get(stage)]
+    given, present = config["predict"].get("stages") or [], _trained_stages(config)
     named = [stage for stage in present if stage in given]  # in training order
     if given and present[-1] not in named:
         raise ConfigError(f"config key predict.stages: {given} leaves out the last stage this run trains, "
@@ -224,9 +224,14 @@ def check_predict_stages(config: dict) -> list[str]:
 
 
 def predict_stages(config: dict) -> list[str]:
-    """The stages whose models predict (config predict.stages), in training order: [] is the last stage's."""
-    named = config["predict"].get("stages") or [[stage for stage in STAGES if config.get(stage)][-1]]
-    return [stage for stage in STAGES if stage in named]
+    """The stages whose models predict, of a resolved config (its predict.stages, which check_predict_stages put
+    in training order): [] is the last stage's."""
+    return config["predict"]["stages"] or _trained_stages(config)[-1:]
+
+
+def _trained_stages(config: dict) -> list[str]:
+    """The stages a config trains, in order (pseudo: null trains none)."""
+    return [stage for stage in STAGES if config.get(stage)]
 
 
 def run_folds(folds: dict) -> list[int]:
