@@ -3,7 +3,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from saltnet.config.resolve import ConfigError, config_files, predict_stages, resolve_config, run_folds, stop
+from saltnet.config.resolve import (ConfigError, config_files, predict_stages, resolve_config, run_folds, stop,
+                                    trained_stages)
 from saltnet.data.kaggle import is_kaggle_download, kaggle_sources
 from saltnet.data.pack import TABLES
 from saltnet.performance.budget import fold_rounds
@@ -122,7 +123,7 @@ def stage_settings(stage):
 
 BUDGETED = config["budget_minutes"] is not None
 PSEUDO = config["pseudo"] is not None  # the pseudo-label stage after the finetune
-STAGES = ["train", "finetune"] + (["pseudo"] if PSEUDO else [])  # the training stages, in order
+STAGES = trained_stages(config)  # the training stages, in order
 FINAL_STAGE = STAGES[-1]  # the last stage trained
 PREDICT_STAGES = predict_stages(config)  # whose models predict (config predict.stages; [] is FINAL_STAGE's)
 # how each model predicts (batch, TTA flips and shifts): config predict less its stages

@@ -32,7 +32,7 @@ __all__ = ["REPO", "SCHEMA_PATH", "PRESETS", "DEMO_PRESET", "ConfigError", "load
            "coerce_config", "with_defaults", "complete_config", "INHERITED", "check_augment", "validate_config",
            "merge_config", "config_files", "resolve_config",
            "parse_overrides", "preset_path", "resolve_ref", "check_folds", "check_predict_stages", "predict_stages",
-           "run_folds", "nest", "stop"]
+           "trained_stages", "run_folds", "nest", "stop"]
 
 REPO = Path(__file__).resolve().parents[3]
 SCHEMA_PATH = REPO / "workflow/schemas/config.schema.yaml"
@@ -214,7 +214,7 @@ def check_predict_stages(config: dict) -> list[str]:
     [finetune, pseudo] with pseudo: null is [finetune]), which the resolved config then states; what the schema
     cannot say: the last stage must be among them (its folds' predictions come after all training, as the time
     budget plans them)."""
-    given, present = config["predict"].get("stages") or [], _trained_stages(config)
+    given, present = config["predict"].get("stages") or [], trained_stages(config)
     named = [stage for stage in present if stage in given]  # in training order
     if given and present[-1] not in named:
         raise ConfigError(f"config key predict.stages: {given} leaves out the last stage this run trains, "
@@ -226,11 +226,11 @@ def check_predict_stages(config: dict) -> list[str]:
 def predict_stages(config: dict) -> list[str]:
     """The stages whose models predict, of a resolved config (its predict.stages, which check_predict_stages put
     in training order): [] is the last stage's."""
-    return config["predict"]["stages"] or _trained_stages(config)[-1:]
+    return config["predict"]["stages"] or trained_stages(config)[-1:]
 
 
-def _trained_stages(config: dict) -> list[str]:
-    """The stages a config trains, in order (pseudo: null trains none)."""
+def trained_stages(config: dict) -> list[str]:
+    """The stages a config trains, in order (pseudo: null trains none): the DAG's STAGES."""
     return [stage for stage in STAGES if config.get(stage)]
 
 
