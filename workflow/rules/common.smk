@@ -3,8 +3,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from saltnet.config.resolve import (ConfigError, config_files, predict_stages, resolve_config, run_folds, stop,
-                                    trained_stages)
+from saltnet.config.resolve import (
+    ConfigError,
+    config_files,
+    predict_stages,
+    resolve_config,
+    run_folds,
+    stop,
+    trained_stages,
+)
 from saltnet.data.kaggle import is_kaggle_download, kaggle_sources
 from saltnet.data.pack import TABLES
 from saltnet.performance.budget import fold_rounds
