@@ -129,8 +129,8 @@ def stage_settings(stage):
 
 
 BUDGETED = config["budget_minutes"] is not None
-PSEUDO = config["pseudo"] is not None  # the pseudo-label stage after the finetune
 STAGES = trained_stages(config)  # the training stages, in order
+PSEUDO = "pseudo" in STAGES  # the pseudo-label stage after the finetune
 FINAL_STAGE = STAGES[-1]  # the last stage trained
 PREDICT_STAGES = predict_stages(config)  # whose models predict (config predict.stages; [] is FINAL_STAGE's)
 # how each model predicts (batch, TTA flips and shifts): config predict less its stages
